@@ -1,0 +1,1 @@
+"""The `rag` command line: argument parsing and printing over the `rag` Python API."""

@@ -1,0 +1,3 @@
+from rag_cli.main import main
+
+main()

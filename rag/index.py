@@ -1,0 +1,67 @@
+"""`Index`: the public API over one index directory. The CLI is a thin layer over it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from functools import cached_property
+from pathlib import Path
+
+from rag.config import IngestSettings, default_index_dir
+from rag.embedding import Embedder
+from rag.ingest import IngestProgress, IngestReport, run_ingest
+from rag.store import Store, StoreStats, write_lock
+
+
+class Index:
+    """A searchable index of your documents, kept in one directory.
+
+    >>> from rag import Index
+    >>> index = Index("my-index")              # or Index() for the default location
+    >>> report = index.ingest(["docs/"])        # incremental: re-runs skip unchanged files
+    >>> report.added, report.failed
+    (12, [])
+    """
+
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        *,
+        embedder: str | Path | None = None,
+        settings: IngestSettings | None = None,
+    ) -> None:
+        self.path = Path(path).expanduser() if path is not None else default_index_dir()
+        self.settings = settings or IngestSettings()
+        self._embedder_spec = embedder
+
+    @cached_property
+    def embedder(self) -> Embedder:
+        """The embedder: the one given, else the one the index was built with, else the default."""
+        spec = self._embedder_spec
+        if spec is None and (self.path / "index.sqlite").exists():
+            spec = self._store(create=False).embedder_spec()
+        return Embedder(spec, dtype=self.settings.dtype, batch_size=self.settings.batch_size)
+
+    def _store(self, *, create: bool) -> Store:
+        store = self.__dict__.get("_store_instance")
+        if store is None:
+            store = Store(self.path, create=create)
+            self.__dict__["_store_instance"] = store
+        return store
+
+    def ingest(
+        self, paths: Iterable[str | Path], *, progress: IngestProgress | None = None
+    ) -> IngestReport:
+        """Index new and changed files under `paths`, drop deleted ones, skip unchanged ones."""
+        with write_lock(self.path):
+            store = self._store(create=True)
+            store.check_embedder(self.embedder.info, spec=str(self._embedder_spec or ""))
+            return run_ingest(store, self.embedder, self.settings, paths, progress)
+
+    def status(self) -> StoreStats:
+        """Count documents and chunks, name the embedder, and measure the size on disk."""
+        return self._store(create=False).stats()
+
+    def close(self) -> None:
+        store = self.__dict__.pop("_store_instance", None)
+        if store is not None:
+            store.close()

@@ -1,0 +1,441 @@
+"""The index directory: SQLite is the source of truth, FAISS a cache rebuilt from it.
+
+Layout of an index directory:
+    index.sqlite              documents (manifest: key -> sha256 + config hash), chunks with
+                              text, spans, page, heading and their vectors; meta (format version,
+                              embedder, generation counter)
+    vectors-<generation>.faiss  exact inner-product index of the same vectors, keyed by chunk id
+    lock                      held by the one process that writes
+
+Every write is one SQLite transaction that replaces whole documents (rows and vectors
+together) and bumps the generation, so a document's hash is recorded only with its vectors.
+A FAISS file is trusted only when its generation matches SQLite's; otherwise it is rebuilt
+from the vectors in SQLite. A `kill -9` at any moment therefore leaves a consistent index.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rag.errors import IndexFormatError, IndexLockedError, IndexNotFoundError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from rag.chunking import Chunk
+    from rag.embedding import EmbedderInfo
+
+FORMAT_VERSION = 1
+DB_NAME = "index.sqlite"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS documents (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL UNIQUE,
+    source TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    config_hash TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    pages INTEGER,
+    indexed_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS chunks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    doc_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+    ord INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    start INTEGER NOT NULL,
+    end INTEGER NOT NULL,
+    page INTEGER,
+    heading TEXT NOT NULL,
+    n_tokens INTEGER NOT NULL,
+    vector BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
+"""
+
+
+@dataclass(frozen=True)
+class DocumentRecord:
+    """A document as the manifest knows it."""
+
+    key: str
+    source: str
+    kind: str
+    sha256: str
+    config_hash: str
+    size: int
+    pages: int | None = None
+
+
+@dataclass(frozen=True)
+class StoredChunk:
+    """A chunk as stored: what search results and citations are built from."""
+
+    id: int
+    key: str
+    source: str
+    kind: str
+    ord: int
+    text: str
+    start: int
+    end: int
+    page: int | None
+    heading: str
+
+
+@dataclass(frozen=True)
+class StoreStats:
+    """What `rag status` prints."""
+
+    path: str
+    documents: int
+    chunks: int
+    embedder: str
+    bytes: int
+
+
+class Store:
+    """Open (or create) an index directory.
+
+    >>> store = Store(Path("my-index"), create=True)
+    >>> store.stats().documents
+    0
+    """
+
+    def __init__(self, directory: Path, *, create: bool = False) -> None:
+        self.directory = Path(directory)
+        db_path = self.directory / DB_NAME
+        if not db_path.exists():
+            if not create:
+                raise IndexNotFoundError(
+                    f"no index at {self.directory}; run 'rag ingest PATH --index "
+                    f"{self.directory}' first"
+                )
+            self.directory.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        self._init_schema()
+        self._faiss: Any = None
+
+    # --- meta -----------------------------------------------------------------------------
+
+    def _init_schema(self) -> None:
+        version = None
+        has_meta = self.db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'"
+        ).fetchone()
+        if has_meta:
+            row = self.db.execute("SELECT value FROM meta WHERE key='format_version'").fetchone()
+            version = int(row[0]) if row else None
+        if version is not None and version != FORMAT_VERSION:
+            newer = version > FORMAT_VERSION
+            raise IndexFormatError(
+                f"index at {self.directory} has format {version}, this rag reads format "
+                f"{FORMAT_VERSION}; "
+                + ("upgrade rag" if newer else "re-ingest into a new --index directory")
+            )
+        if version is None:
+            with self.transaction():
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        self.db.execute(statement)
+                self._set_meta("format_version", str(FORMAT_VERSION))
+                self._set_meta("generation", "0")
+
+    def _get_meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
+    @property
+    def generation(self) -> int:
+        return int(self._get_meta("generation") or 0)
+
+    def embedder_info(self) -> EmbedderInfo | None:
+        from rag.embedding import EmbedderInfo
+
+        text = self._get_meta("embedder")
+        return EmbedderInfo.from_json(text) if text else None
+
+    def embedder_spec(self) -> str | None:
+        """The embedder name or folder the index was built with (None: the default)."""
+        return self._get_meta("embedder_spec") or None
+
+    def check_embedder(self, info: EmbedderInfo, spec: str = "") -> None:
+        """Record the embedder of a new index; refuse a different one for an existing index."""
+        stored = self.embedder_info()
+        if stored is None:
+            with self.transaction():
+                self._set_meta("embedder", info.to_json())
+                self._set_meta("embedder_spec", spec)
+            return
+        if (stored.name, stored.dim, stored.fingerprint) != (info.name, info.dim, info.fingerprint):
+            raise IndexFormatError(
+                f"index at {self.directory} was built with embedder {stored.name} "
+                f"(dim {stored.dim}, fingerprint {stored.fingerprint}), not {info.name} "
+                f"(dim {info.dim}, fingerprint {info.fingerprint}); use that embedder, or "
+                "ingest into another --index directory"
+            )
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Run statements atomically (BEGIN IMMEDIATE … COMMIT, ROLLBACK on error)."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # --- manifest ---------------------------------------------------------------------------
+
+    def manifest(self) -> dict[str, tuple[str, str]]:
+        """Map every indexed document key to (content sha256, config hash)."""
+        rows = self.db.execute("SELECT key, sha256, config_hash FROM documents")
+        return {key: (sha, config) for key, sha, config in rows}
+
+    # --- writes -----------------------------------------------------------------------------
+
+    def write_documents(
+        self, documents: list[tuple[DocumentRecord, list[Chunk]]], vectors: np.ndarray
+    ) -> None:
+        """Replace these documents (rows, chunks and vectors) in one transaction."""
+        import numpy as np
+
+        total = sum(len(chunks) for _, chunks in documents)
+        if len(vectors) != total:
+            raise ValueError(f"{total} chunks but {len(vectors)} vectors")
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        self.faiss_index()  # load before writing so it is updated in place, not rebuilt
+        now = time.time()
+        new_ids: list[int] = []
+        with self.transaction():
+            removed = self._delete_keys([doc.key for doc, _ in documents])
+            row = 0
+            for doc, chunks in documents:
+                cursor = self.db.execute(
+                    "INSERT INTO documents(key, source, kind, sha256, config_hash, size, pages,"
+                    " indexed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        doc.key,
+                        doc.source,
+                        doc.kind,
+                        doc.sha256,
+                        doc.config_hash,
+                        doc.size,
+                        doc.pages,
+                        now,
+                    ),  # fmt: skip
+                )
+                doc_id = cursor.lastrowid
+                for chunk in chunks:
+                    cursor = self.db.execute(
+                        "INSERT INTO chunks(doc_id, ord, text, start, end, page, heading,"
+                        " n_tokens, vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            doc_id,
+                            chunk.ord,
+                            chunk.text,
+                            chunk.start,
+                            chunk.end,
+                            chunk.page,
+                            chunk.heading,
+                            chunk.n_tokens,
+                            vectors[row].tobytes(),
+                        ),  # fmt: skip
+                    )
+                    new_ids.append(int(cursor.lastrowid or 0))
+                    row += 1
+            self._bump_generation()
+        self._faiss_remove(removed)
+        if new_ids:
+            self._faiss.add_with_ids(vectors, np.asarray(new_ids, dtype=np.int64))
+
+    def remove_documents(self, keys: Iterable[str]) -> None:
+        """Remove documents and their chunks and vectors in one transaction."""
+        keys = list(keys)
+        if not keys:
+            return
+        self.faiss_index()
+        with self.transaction():
+            removed = self._delete_keys(keys)
+            self._bump_generation()
+        self._faiss_remove(removed)
+
+    def _delete_keys(self, keys: list[str]) -> list[int]:
+        chunk_ids: list[int] = []
+        for key in keys:
+            row = self.db.execute("SELECT id FROM documents WHERE key=?", (key,)).fetchone()
+            if row is None:
+                continue
+            ids = self.db.execute("SELECT id FROM chunks WHERE doc_id=?", (row[0],)).fetchall()
+            chunk_ids.extend(i for (i,) in ids)
+            self.db.execute("DELETE FROM chunks WHERE doc_id=?", (row[0],))
+            self.db.execute("DELETE FROM documents WHERE id=?", (row[0],))
+        return chunk_ids
+
+    def _bump_generation(self) -> None:
+        self._set_meta("generation", str(self.generation + 1))
+
+    # --- vectors ----------------------------------------------------------------------------
+
+    def _faiss_path(self, generation: int) -> Path:
+        return self.directory / f"vectors-{generation:010d}.faiss"
+
+    def _faiss_remove(self, ids: list[int]) -> None:
+        import numpy as np
+
+        if ids:
+            self._faiss.remove_ids(np.asarray(ids, dtype=np.int64))
+
+    def faiss_index(self) -> Any:
+        """Return the FAISS index of this generation, loading or rebuilding it as needed."""
+        if self._faiss is not None:
+            return self._faiss
+        import faiss
+
+        path = self._faiss_path(self.generation)
+        index = None
+        if path.exists():
+            try:
+                index = faiss.read_index(str(path))
+            except RuntimeError:
+                index = None
+        if index is None or index.ntotal != self.chunk_count():
+            index = self._rebuild_faiss()
+        self._faiss = index
+        return index
+
+    def _rebuild_faiss(self) -> Any:
+        import faiss
+        import numpy as np
+
+        info = self.embedder_info()
+        dim = info.dim if info else 0
+        index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        cursor = self.db.execute("SELECT id, vector FROM chunks ORDER BY id")
+        while rows := cursor.fetchmany(4096):
+            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
+            index.add_with_ids(vecs.reshape(len(rows), dim), ids)
+        return index
+
+    def save_vectors(self) -> None:
+        """Write the FAISS index for the current generation atomically; drop stale ones."""
+        import faiss
+
+        path = self._faiss_path(self.generation)
+        if not path.exists():
+            tmp = path.with_suffix(".tmp")
+            faiss.write_index(self.faiss_index(), str(tmp))
+            with tmp.open("rb") as handle:
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        for stale in self.directory.glob("vectors-*"):
+            if stale != path:
+                stale.unlink(missing_ok=True)
+
+    # --- reads ------------------------------------------------------------------------------
+
+    def chunk_count(self) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0])
+
+    def chunks_by_id(self, ids: Iterable[int]) -> dict[int, StoredChunk]:
+        """Fetch chunks with their document's key and source."""
+        ids = list(ids)
+        found: dict[int, StoredChunk] = {}
+        for offset in range(0, len(ids), 500):
+            part = ids[offset : offset + 500]
+            marks = ",".join("?" * len(part))
+            rows = self.db.execute(
+                "SELECT c.id, d.key, d.source, d.kind, c.ord, c.text, c.start, c.end, c.page,"
+                " c.heading FROM chunks c JOIN documents d ON d.id = c.doc_id"
+                f" WHERE c.id IN ({marks})",
+                part,
+            )
+            for row in rows:
+                found[row[0]] = StoredChunk(*row)
+        return found
+
+    def stats(self) -> StoreStats:
+        documents = int(self.db.execute("SELECT COUNT(*) FROM documents").fetchone()[0])
+        info = self.embedder_info()
+        size = sum(p.stat().st_size for p in self.directory.iterdir() if p.is_file())
+        return StoreStats(
+            path=str(self.directory),
+            documents=documents,
+            chunks=self.chunk_count(),
+            embedder=info.name if info else "",
+            bytes=size,
+        )
+
+    def consistency_problems(self) -> list[str]:
+        """List every way FAISS and SQLite disagree (empty when consistent)."""
+        index = self.faiss_index()
+        import faiss
+
+        faiss_ids = {int(i) for i in faiss.vector_to_array(index.id_map)}
+        sql_ids = {i for (i,) in self.db.execute("SELECT id FROM chunks")}
+        problems = []
+        if faiss_ids - sql_ids:
+            problems.append(f"{len(faiss_ids - sql_ids)} vectors without a chunk row")
+        if sql_ids - faiss_ids:
+            problems.append(f"{len(sql_ids - faiss_ids)} chunk rows without a vector")
+        orphans = self.db.execute(
+            "SELECT COUNT(*) FROM chunks WHERE doc_id NOT IN (SELECT id FROM documents)"
+        ).fetchone()[0]
+        if orphans:
+            problems.append(f"{orphans} chunks without a document")
+        return problems
+
+    def close(self) -> None:
+        self.db.close()
+
+
+@contextmanager
+def write_lock(directory: Path, command: str = "rag ingest") -> Iterator[None]:
+    """Hold the index's writer lock; raise IndexLockedError naming the holder if taken."""
+    import fcntl
+    import socket
+
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 4096, 0).decode(errors="replace").strip()
+            try:
+                info = json.loads(holder)
+                started = time.strftime("%H:%M:%S", time.localtime(info["started"]))
+                who = f"pid {info['pid']} on {info['host']} ({info['command']}, started {started})"
+            except (ValueError, KeyError, TypeError):
+                who = "another process"
+            raise IndexLockedError(
+                f"index at {directory} is being written by {who}; wait for it to finish "
+                "or stop that process"
+            ) from None
+        holder = json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                             "command": command, "started": time.time()})  # fmt: skip
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, holder.encode(), 0)
+        yield
+    finally:
+        os.close(fd)
