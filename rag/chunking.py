@@ -60,7 +60,7 @@ def chunk_document(
     raw: list[tuple[int, int, int, int]] = []  # start, end, block, section
     for block_index, block in enumerate(doc.blocks):
         section = sections.setdefault((block.page, block.headings), len(sections))
-        for s, e in split_sentences(doc.text[block.start : block.end]):
+        for s, e in split_sentences(doc.text[block.start : block.end], hard_wraps=True):
             raw.append((block.start + s, block.start + e, block_index, section))
     if not raw:
         return []
