@@ -65,9 +65,9 @@ def chunk_document(
     if not raw:
         return []
     section_keys = list(sections)
-    headings = [HEADING_SEPARATOR.join(key[1]) for key in section_keys]
+    headings = [_fit_heading(key[1], counter, max_tokens // 3) for key in section_keys]
     heading_tokens = counter.count_many(headings)
-    budgets = [max(max_tokens - (n + 1 if n else 0), max_tokens // 2) for n in heading_tokens]
+    budgets = [max_tokens - (n + 1 if n else 0) for n in heading_tokens]
     counts = counter.count_many([doc.text[s:e] for s, e, _, _ in raw])
     units: list[_Unit] = []
     for (s, e, block, section), n in zip(raw, counts, strict=True):
@@ -95,6 +95,18 @@ def chunk_document(
             )
         )
     return chunks
+
+
+def _fit_heading(path: tuple[str, ...], counter: TokenCounter, limit: int) -> str:
+    """Join a heading path, dropping outer headings (then cutting) until it fits `limit`."""
+    for first in range(len(path)):
+        joined = HEADING_SEPARATOR.join(path[first:])
+        if counter.count_many([joined])[0] <= limit:
+            return joined
+    if not path:
+        return ""
+    start, end = counter.split_to_fit(path[-1], max(limit - 1, 1))[0]
+    return path[-1][start:end].strip()
 
 
 def _split_long(

@@ -56,6 +56,7 @@ class IngestSettings:
     batch_size: int = 64
     dtype: Dtype = "auto"
     include_hidden: bool = False
+    flush_chunks: int = 1024  # chunks embedded and committed per transaction; bounds memory
 
     def __post_init__(self) -> None:
         if self.max_file_mb <= 0:

@@ -67,13 +67,13 @@ def _walk(
     include_hidden: bool,
 ) -> None:
     def on_error(exc: OSError) -> None:
-        found.errors.append(LoaderError(exc.filename or root, _describe(exc)))
+        found.errors.append(LoaderError(exc.filename or root, describe_os_error(exc)))
 
     for folder, dirs, files in os.walk(root, onerror=on_error, followlinks=True):
         try:
             st = os.stat(folder)
         except OSError as exc:
-            found.errors.append(LoaderError(folder, _describe(exc)))
+            found.errors.append(LoaderError(folder, describe_os_error(exc)))
             dirs[:] = []
             continue
         if (st.st_dev, st.st_ino) in seen_dirs:  # a symlink back up the tree
@@ -99,7 +99,7 @@ def _add_file(path: str, found: Discovery, seen_files: set[str], explicit: bool 
     try:
         st = os.stat(path)
     except OSError as exc:
-        found.errors.append(LoaderError(path, _describe(exc)))
+        found.errors.append(LoaderError(path, describe_os_error(exc)))
         return
     if not os.path.isfile(path) or st.st_mode & 0o170000 != 0o100000:
         found.errors.append(LoaderError(path, "not a regular file"))
@@ -107,7 +107,8 @@ def _add_file(path: str, found: Discovery, seen_files: set[str], explicit: bool 
     found.files.append(SourceFile(path, kind))
 
 
-def _describe(exc: OSError) -> str:
+def describe_os_error(exc: OSError) -> str:
+    """Say what an OS error on a file means and what to do about it."""
     if exc.errno == errno.ELOOP:
         return "symlink loop (too many levels of symbolic links); fix or remove the link"
     if exc.errno == errno.EACCES:

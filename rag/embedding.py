@@ -146,6 +146,7 @@ class Embedder:
     ) -> None:
         if dtype not in ("auto", "bf16", "fp32"):
             raise ConfigError(f"dtype={dtype!r} must be one of auto, bf16, fp32")
+        self.spec = str(spec) if spec is not None else None
         self.folder = resolve_embedder(spec)
         self.info = read_info(self.folder)
         self.requested_dtype = dtype

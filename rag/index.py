@@ -26,7 +26,7 @@ class Index:
         self,
         path: str | Path | None = None,
         *,
-        embedder: str | Path | None = None,
+        embedder: str | Path | Embedder | None = None,
         settings: IngestSettings | None = None,
     ) -> None:
         self.path = Path(path).expanduser() if path is not None else default_index_dir()
@@ -37,6 +37,8 @@ class Index:
     def embedder(self) -> Embedder:
         """The embedder: the one given, else the one the index was built with, else the default."""
         spec = self._embedder_spec
+        if isinstance(spec, Embedder):
+            return spec
         if spec is None and (self.path / "index.sqlite").exists():
             spec = self._store(create=False).embedder_spec()
         return Embedder(spec, dtype=self.settings.dtype, batch_size=self.settings.batch_size)
@@ -54,7 +56,10 @@ class Index:
         """Index new and changed files under `paths`, drop deleted ones, skip unchanged ones."""
         with write_lock(self.path):
             store = self._store(create=True)
-            store.check_embedder(self.embedder.info, spec=str(self._embedder_spec or ""))
+            spec = self._embedder_spec
+            if isinstance(spec, Embedder):
+                spec = spec.spec
+            store.check_embedder(self.embedder.info, spec=str(spec or ""))
             return run_ingest(store, self.embedder, self.settings, paths, progress)
 
     def status(self) -> StoreStats:

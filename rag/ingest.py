@@ -17,15 +17,13 @@ from typing import Protocol
 
 from rag.chunking import Chunk, chunk_document
 from rag.config import IngestSettings
-from rag.discover import SourceFile, discover, is_under
+from rag.discover import SourceFile, describe_os_error, discover, is_under
 from rag.embedding import Embedder
 from rag.errors import ConfigError, LoaderError
 from rag.loaders import Document, iter_jsonl_records, load_document, record_document
 from rag.store import DocumentRecord, Store
 
 log = logging.getLogger(__name__)
-
-FLUSH_CHUNKS = 1024  # chunks embedded and committed together; bounds memory
 
 
 @dataclass(frozen=True)
@@ -124,7 +122,7 @@ def run_ingest(
             report.added += 1
         pending.items.append((record, chunks))
         pending.chunks += len(chunks)
-        if pending.chunks >= FLUSH_CHUNKS:
+        if pending.chunks >= settings.flush_chunks:
             _flush(store, embedder, pending, report, progress)
 
     progress.start(len(found.files))
@@ -194,7 +192,7 @@ def _ingest_file(
         with open(source.path, "rb") as handle:
             data = handle.read()
     except OSError as exc:
-        raise LoaderError(source.path, exc.strerror or str(exc)) from None
+        raise LoaderError(source.path, describe_os_error(exc)) from None
     sha = hashlib.sha256(data).hexdigest()
     if manifest.get(source.path) == (sha, config_hash):
         report.unchanged += 1
