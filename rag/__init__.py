@@ -8,6 +8,7 @@
 from rag.errors import RagError
 from rag.index import Index
 from rag.ingest import FailedFile, IngestReport
+from rag.retrieve import Hit
 
-__all__ = ["FailedFile", "Index", "IngestReport", "RagError"]
+__all__ = ["FailedFile", "Hit", "Index", "IngestReport", "RagError"]
 __version__ = "0.1.0"

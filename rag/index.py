@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from functools import cached_property
 from pathlib import Path
 
 from rag.config import IngestSettings, default_index_dir
 from rag.embedding import Embedder
 from rag.ingest import IngestProgress, IngestReport, run_ingest
+from rag.rerank import Reranker
+from rag.retrieve import Filters, Hit, Retriever
 from rag.store import Store, StoreStats, write_lock
 
 
@@ -28,10 +30,12 @@ class Index:
         *,
         embedder: str | Path | Embedder | None = None,
         settings: IngestSettings | None = None,
+        reranker: Reranker | None = None,
     ) -> None:
         self.path = Path(path).expanduser() if path is not None else default_index_dir()
         self.settings = settings or IngestSettings()
         self._embedder_spec = embedder
+        self._reranker = reranker
 
     @cached_property
     def embedder(self) -> Embedder:
@@ -60,7 +64,35 @@ class Index:
             if isinstance(spec, Embedder):
                 spec = spec.spec
             store.check_embedder(self.embedder.info, spec=str(spec or ""))
-            return run_ingest(store, self.embedder, self.settings, paths, progress)
+            report = run_ingest(store, self.embedder, self.settings, paths, progress)
+        self.__dict__.pop("retriever", None)
+        return report
+
+    def search(
+        self,
+        query: str,
+        k: int = 10,
+        *,
+        mode: str = "hybrid",
+        path_glob: str | None = None,
+        kinds: Sequence[str] = (),
+        rerank: bool = True,
+    ) -> list[Hit]:
+        """Return the `k` best passages for `query` (modes: bm25, dense, hybrid).
+
+        >>> [(h.path, h.page) for h in Index().search("battery life", k=3)]  # doctest: +SKIP
+        """
+        filters = Filters(path_glob=path_glob, kinds=tuple(kinds))
+        return self.retriever.search(query, k, mode=mode, filters=filters, rerank=rerank)
+
+    @cached_property
+    def retriever(self) -> Retriever:
+        """The retriever over this index (keeps BM25 and FAISS loaded between searches)."""
+        return Retriever(self._store(create=False), self.embedder, reranker=self.reranker)
+
+    @property
+    def reranker(self) -> Reranker | None:
+        return self._reranker
 
     def status(self) -> StoreStats:
         """Count documents and chunks, name the embedder, and measure the size on disk."""

@@ -147,6 +147,7 @@ def run_ingest(
     store.remove_documents(gone)
     report.removed = len(gone)
     store.save_vectors()
+    store.save_bm25()
     report.seconds = round(time.perf_counter() - started, 3)
     return report
 

@@ -5,12 +5,13 @@ Layout of an index directory:
                               text, spans, page, heading and their vectors; meta (format version,
                               embedder, generation counter)
     vectors-<generation>.faiss  exact inner-product index of the same vectors, keyed by chunk id
+    bm25-<generation>/        BM25 index over the same chunks (heading + text), rebuilt per change
     lock                      held by the one process that writes
 
 Every write is one SQLite transaction that replaces whole documents (rows and vectors
 together) and bumps the generation, so a document's hash is recorded only with its vectors.
-A FAISS file is trusted only when its generation matches SQLite's; otherwise it is rebuilt
-from the vectors in SQLite. A `kill -9` at any moment therefore leaves a consistent index.
+A FAISS file or BM25 folder is trusted only when its generation matches SQLite's; otherwise
+it is rebuilt from SQLite. A `kill -9` at any moment therefore leaves a consistent index.
 """
 
 from __future__ import annotations
@@ -129,6 +130,7 @@ class Store:
         self.db.execute("PRAGMA foreign_keys=ON")
         self._init_schema()
         self._faiss: Any = None
+        self._bm25: Any = None
 
     # --- meta -----------------------------------------------------------------------------
 
@@ -263,6 +265,7 @@ class Store:
                     new_ids.append(int(cursor.lastrowid or 0))
                     row += 1
             self._bump_generation()
+        self._bm25 = None
         self._faiss_remove(removed)
         if new_ids:
             self._faiss.add_with_ids(vectors, np.asarray(new_ids, dtype=np.int64))
@@ -276,6 +279,7 @@ class Store:
         with self.transaction():
             removed = self._delete_keys(keys)
             self._bump_generation()
+        self._bm25 = None
         self._faiss_remove(removed)
 
     def _delete_keys(self, keys: list[str]) -> list[int]:
@@ -351,6 +355,49 @@ class Store:
             if stale != path:
                 stale.unlink(missing_ok=True)
 
+    # --- keyword index ----------------------------------------------------------------------
+
+    def _bm25_path(self, generation: int) -> Path:
+        return self.directory / f"bm25-{generation:010d}"
+
+    def bm25_index(self) -> Any:
+        """Return the BM25 index of this generation, loading or rebuilding it as needed."""
+        if self._bm25 is not None:
+            return self._bm25
+        from rag.bm25 import BM25Index
+
+        path = self._bm25_path(self.generation)
+        index = None
+        if path.is_dir():
+            try:
+                index = BM25Index.load(path)
+            except (IndexFormatError, OSError, ValueError):
+                index = None
+        if index is None or len(index) != self.chunk_count():
+            ids, texts = [], []
+            for chunk_id, heading, text in self.db.execute(
+                "SELECT id, heading, text FROM chunks ORDER BY id"
+            ):
+                ids.append(chunk_id)
+                texts.append(f"{heading}\n{text}" if heading else text)
+            index = BM25Index.build(ids, texts)
+        self._bm25 = index
+        return index
+
+    def save_bm25(self) -> None:
+        """Rebuild the BM25 index if the chunks changed, save it atomically, drop stale ones."""
+        import shutil
+
+        path = self._bm25_path(self.generation)
+        if not path.is_dir():
+            self._bm25 = None
+            self.bm25_index().save(path)
+        for stale in self.directory.glob("bm25-*"):
+            if stale != path:
+                shutil.rmtree(stale, ignore_errors=True)
+        for stale in self.directory.glob(".bm25-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+
     # --- reads ------------------------------------------------------------------------------
 
     def chunk_count(self) -> int:
@@ -372,6 +419,21 @@ class Store:
             for row in rows:
                 found[row[0]] = StoredChunk(*row)
         return found
+
+    def chunk_ids_matching(self, path_glob: str | None, kinds: Iterable[str] | None) -> set[int]:
+        """Chunk ids whose document key matches a shell glob and whose kind is one of `kinds`."""
+        where, args = [], []
+        if path_glob:
+            where.append("d.key GLOB ?")
+            args.append(path_glob)
+        kinds = [k.lower().lstrip(".") for k in kinds or []]
+        if kinds:
+            where.append(f"d.kind IN ({','.join('?' * len(kinds))})")
+            args.extend(kinds)
+        sql = "SELECT c.id FROM chunks c JOIN documents d ON d.id = c.doc_id"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        return {i for (i,) in self.db.execute(sql, args)}
 
     def stats(self) -> StoreStats:
         documents = int(self.db.execute("SELECT COUNT(*) FROM documents").fetchone()[0])
