@@ -99,6 +99,89 @@ def ingest(
 
 
 @app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="What you are looking for, in your own words.")],
+    index: IndexOption = None,
+    k: Annotated[int, typer.Option("--k", "-k", help="How many passages to show.")] = 5,
+    mode: Annotated[
+        str, typer.Option(help="bm25 (keywords), dense (meaning) or hybrid (both, fused).")
+    ] = "hybrid",
+    path: Annotated[
+        str | None,
+        typer.Option(
+            "--path", help="Only documents whose path matches this glob, e.g. '*/manuals/*'."
+        ),
+    ] = None,
+    kind: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--type", help="Only these file types (txt, md, html, pdf, jsonl); repeatable."
+        ),
+    ] = None,
+    no_rerank: Annotated[bool, typer.Option("--no-rerank", help="Skip the rerank stage.")] = False,
+    explain: Annotated[
+        bool, typer.Option("--explain", help="Show each stage's rank and score, and compression.")
+    ] = False,
+    as_json: JsonOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Find the passages that best match a query, with where they come from.
+
+    Example:  rag search "how long does the battery last" --k 3 --explain
+    """
+    from rag.index import Index
+
+    def work() -> int:
+        idx = Index(index)
+        hits = idx.search(
+            query, k, mode=mode, path_glob=path, kinds=kind or (), rerank=not no_rerank
+        )
+        if as_json:
+            print_json([hit.to_dict() for hit in hits])
+            return 0
+        if not hits:
+            out.print("no matching passages")
+            return 0
+        _print_hits(query, hits, explain)
+        return 0
+
+    raise typer.Exit(_run(work, debug))
+
+
+def _print_hits(query: str, hits, explain: bool) -> None:  # type: ignore[no-untyped-def]
+    from rich.markup import escape
+
+    from rag.compress import compress
+
+    for hit in hits:
+        where = hit.path + (f":page {hit.page}" if hit.page else "")
+        out.print(
+            f"[bold]{hit.rank}.[/] [cyan]{escape(where)}[/]  score {hit.score:.4f}", markup=True
+        )
+        if hit.heading:
+            out.print(f"   [dim]{escape(hit.heading)}[/]", markup=True)
+        snippet = " ".join(hit.text.split())
+        out.print("   " + escape(snippet[:300] + ("…" if len(snippet) > 300 else "")), markup=True)
+        if explain:
+            st = hit.stages
+            parts = [
+                f"bm25 #{st.bm25_rank} ({st.bm25_score:.3f})" if st.bm25_rank else "bm25 —",
+                f"dense #{st.dense_rank} ({st.dense_score:.3f})" if st.dense_rank else "dense —",
+                f"fused #{st.fused_rank} ({st.fused_score:.4f})" if st.fused_rank else "fused —",
+                f"rerank {st.rerank_score:.4f}" if st.rerank_score is not None else "rerank —",
+            ]
+            out.print("   [magenta]" + " · ".join(parts) + "[/]", markup=True)
+            packed = compress(query, hit.text)
+            dropped = sum(e - s for s, e in packed.dropped_spans)
+            out.print(
+                f"   [magenta]compression keeps {len(packed.kept_spans)} sentence(s), drops "
+                f"{len(packed.dropped_spans)} ({dropped} of {len(hit.text)} chars)[/]",
+                markup=True,
+            )
+        out.print(f"   [dim]chars {hit.start}-{hit.end}[/]", markup=True)
+
+
+@app.command()
 def status(index: IndexOption = None, as_json: JsonOption = False, debug: DebugOption = False):
     """Show what an index holds: documents, chunks, embedder and size on disk."""
     from rag.index import Index

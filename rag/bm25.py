@@ -9,6 +9,7 @@ Example:
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -23,6 +24,8 @@ import numpy as np
 import Stemmer
 
 from rag.errors import IndexFormatError
+
+logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every build at DEBUG
 
 FORMAT_VERSION = 1
 META_FILE = "bm25.meta.json"
