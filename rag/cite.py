@@ -1,0 +1,157 @@
+"""Citations: parse `[n]` markers, check each answer sentence against its sources, repair.
+
+Small models cite badly, so the pipeline does not trust the markers: every answer sentence gets
+a support score against every source (the best of lexical coverage and embedding similarity to
+the source's sentences), invalid markers are removed and reported, and a sentence is
+re-attributed to the source that supports it best when its own citation does not.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from rag.compress import split_sentences
+
+if TYPE_CHECKING:
+    from rag.embedding import Embedder
+
+CITATION = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")
+_WORD = re.compile(r"[a-z0-9]+(?:[.,][0-9]+)*")
+_STOPWORDS = (
+    "a an the of to in on at by for with from and or but is are was were be been being it its "
+    "this that these those as not no do does did has have had can could will would should may "
+    "might must shall which who whom whose what when where why how than then there their they "
+    "them he she his her you your we our i me my"
+)
+_STOP = frozenset(_STOPWORDS.split())
+
+
+@dataclass(frozen=True)
+class SourceText:
+    """A numbered source as shown to the model."""
+
+    n: int
+    text: str
+
+
+@dataclass
+class CitedSentence:
+    """One answer sentence with the sources that back it."""
+
+    text: str
+    citations: list[int]
+    support: float
+    supported: bool
+    quote: tuple[int, int, int] | None = None  # (source n, start, end) of the best span
+    invalid: list[int] = field(default_factory=list)
+    repaired: bool = False
+
+
+def strip_citations(text: str) -> tuple[str, list[int]]:
+    """Remove `[n]` markers from text; return the clean text and the numbers, in order."""
+    numbers: list[int] = []
+    for match in CITATION.finditer(text):
+        numbers.extend(int(x) for x in re.split(r"[,;]", match.group(1)))
+    clean = CITATION.sub("", text).strip()
+    return clean, list(dict.fromkeys(numbers))
+
+
+def content_words(text: str) -> list[str]:
+    """Lower-cased words minus stopwords; numbers kept whole (3.5, 1,200)."""
+    return [w for w in _WORD.findall(text.lower()) if w not in _STOP]
+
+
+def lexical_support(sentence: str, source: str) -> float:
+    """Share of the sentence's content words that occur in the source."""
+    words = content_words(sentence)
+    if not words:
+        return 0.0
+    vocabulary = set(content_words(source))
+    return sum(w in vocabulary for w in words) / len(words)
+
+
+class CitationChecker:
+    """Score answer sentences against sources and fix their citations.
+
+    `threshold` is the support a sentence needs to count as supported (0..1).
+    """
+
+    def __init__(self, embedder: Embedder | None = None, threshold: float = 0.6) -> None:
+        self.embedder = embedder
+        self.threshold = threshold
+
+    def check(self, answer: str, sources: Sequence[SourceText]) -> list[CitedSentence]:
+        """Split the answer into sentences and verify or repair each one's citations."""
+        valid = {s.n for s in sources}
+        pieces = [answer[s:e] for s, e in split_sentences(answer)]
+        sentences = []
+        for piece in pieces:
+            clean, cited = strip_citations(piece)
+            if clean.strip(" .,;:-"):
+                sentences.append((clean, cited))
+            elif sentences and cited:  # a lone "[2]." after a sentence belongs to it
+                sentences[-1][1].extend(cited)
+        if not sentences:
+            return []
+        matrix, quotes = self._support_matrix([s for s, _ in sentences], sources)
+        results = []
+        for i, (clean, cited) in enumerate(sentences):
+            invalid = [n for n in cited if n not in valid]
+            kept = [n for n in cited if n in valid]
+            scores = {src.n: matrix[i][j] for j, src in enumerate(sources)}
+            best_n = max(scores, key=lambda n: scores[n]) if scores else None
+            support = max((scores[n] for n in kept), default=0.0)
+            repaired = False
+            if best_n is not None and scores[best_n] >= self.threshold and support < self.threshold:
+                kept, support, repaired = [best_n], scores[best_n], True
+            quote_n = max(kept, key=lambda n: scores[n]) if kept else None
+            quote = quotes[i][quote_n] if quote_n is not None else None
+            results.append(
+                CitedSentence(
+                    text=clean,
+                    citations=kept,
+                    support=round(float(support), 4),
+                    supported=support >= self.threshold,
+                    quote=quote,
+                    invalid=invalid,
+                    repaired=repaired,
+                )
+            )
+        return results
+
+    def _support_matrix(
+        self, sentences: list[str], sources: Sequence[SourceText]
+    ) -> tuple[list[list[float]], list[dict[int, tuple[int, int, int]]]]:
+        """Support of each answer sentence by each source, and the best span in each source."""
+        spans = [[(s, e) for s, e in split_sentences(src.text)] or [(0, len(src.text))]
+                 for src in sources]  # fmt: skip
+        dense = None
+        if self.embedder is not None:
+            flat = [src.text[s:e] for src, sp in zip(sources, spans, strict=True) for s, e in sp]
+            vectors = self.embedder.encode(list(sentences) + flat)
+            dense = vectors[: len(sentences)] @ vectors[len(sentences) :].T
+        matrix: list[list[float]] = []
+        quotes: list[dict[int, tuple[int, int, int]]] = []
+        for i, sentence in enumerate(sentences):
+            row: list[float] = []
+            best_spans: dict[int, tuple[int, int, int]] = {}
+            offset = 0
+            for src, sp in zip(sources, spans, strict=True):
+                best, best_span = 0.0, sp[0]
+                for k, (s, e) in enumerate(sp):
+                    lexical = lexical_support(sentence, src.text[s:e])
+                    semantic = float(dense[i, offset + k]) if dense is not None else 0.0
+                    score = max(lexical, semantic)
+                    if score > best:
+                        best, best_span = score, (s, e)
+                # facts spread over a passage: coverage by the whole source counts too
+                best = max(best, lexical_support(sentence, src.text) * 0.95)
+                row.append(best)
+                best_spans[src.n] = (src.n, *best_span)
+                offset += len(sp)
+            matrix.append(row)
+            quotes.append(best_spans)
+        return matrix, quotes
