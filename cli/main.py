@@ -182,6 +182,163 @@ def _print_hits(query: str, hits, explain: bool) -> None:  # type: ignore[no-unt
 
 
 @app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="Your question, in your own words.")],
+    index: IndexOption = None,
+    preset: Annotated[
+        str | None,
+        typer.Option(help="Packaged model: default (Qwen2.5-Coder 1.5B), fast (0.5B), tiny."),
+    ] = None,
+    model: Annotated[
+        Path | None, typer.Option(help="Any local GGUF file instead of a preset (or $RAG_MODEL).")
+    ] = None,
+    temperature: Annotated[float, typer.Option(help="0 = deterministic.")] = 0.0,
+    top_p: Annotated[float, typer.Option(help="Nucleus sampling (with temperature > 0).")] = 0.95,
+    top_k: Annotated[int, typer.Option(help="Top-k sampling (with temperature > 0).")] = 40,
+    seed: Annotated[int | None, typer.Option(help="Sampling seed.")] = None,
+    max_tokens: Annotated[int, typer.Option(help="Longest answer, in tokens.")] = 256,
+    strict: Annotated[
+        bool, typer.Option(help="Drop answer sentences that their sources do not support.")
+    ] = False,
+    quotes: Annotated[
+        bool, typer.Option(help="Show the supporting passage under each sentence.")
+    ] = False,
+    as_json: JsonOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Answer a question from your documents, citing [n] sources you can check.
+
+    When the documents do not contain the answer, it says "Not found in your documents"
+    and lists the nearest passages instead of guessing.
+
+    Example:  rag ask "How long is the warranty?" --quotes
+    """
+    from rag.ask import AskSettings
+    from rag.index import Index
+
+    def work() -> int:
+        settings = AskSettings(
+            temperature=temperature, top_p=top_p, top_k=top_k, seed=seed,
+            max_tokens=max_tokens, strict=strict,
+        )  # fmt: skip
+        idx = Index(index)
+        answer = _answer(idx, question, preset, model, settings, stream=not as_json)
+        if as_json:
+            print_json(answer.to_dict())
+        else:
+            _print_answer(answer, quotes)
+        return 0
+
+    raise typer.Exit(_run(work, debug))
+
+
+@app.command()
+def chat(
+    index: IndexOption = None,
+    preset: Annotated[str | None, typer.Option(help="Packaged model: default, fast, tiny.")] = None,
+    model: Annotated[Path | None, typer.Option(help="Any local GGUF file instead.")] = None,
+    strict: Annotated[bool, typer.Option(help="Drop unsupported sentences.")] = False,
+    quotes: Annotated[bool, typer.Option(help="Show supporting passages.")] = False,
+    debug: DebugOption = False,
+) -> None:
+    """Ask one question after another with the model kept loaded (Ctrl-D to quit)."""
+    from rag.ask import AskSettings
+    from rag.index import Index
+
+    def work() -> int:
+        idx = Index(index)
+        settings = AskSettings(strict=strict)
+        while True:
+            try:
+                question = input("\nquestion> ").strip()
+            except EOFError:
+                out.print()
+                return 0
+            if not question:
+                continue
+            answer = _answer(idx, question, preset, model, settings, stream=True)
+            _print_answer(answer, quotes)
+
+    raise typer.Exit(_run(work, debug))
+
+
+def _answer(idx, question, preset, model, settings, stream: bool):  # type: ignore[no-untyped-def]
+    """Run Index.ask with a status line while retrieving and reading, then stream tokens."""
+    status = err.status("retrieving passages…", spinner="dots")
+    streamed: list[str] = []
+
+    def on_event(name: str, data: dict) -> None:
+        if name == "reading":
+            status.update(f"reading {data['sources']} sources ({data['tokens']} tokens)…")
+        elif name == "answering":
+            status.stop()
+
+    def on_token(piece: str) -> None:
+        streamed.append(piece)
+        if stream:
+            out.print(piece, end="", markup=False, highlight=False)
+
+    if err.is_terminal:
+        status.start()
+    try:
+        answer = idx.ask(question, preset=preset, model=model, settings=settings,
+                         on_token=on_token, on_event=on_event)  # fmt: skip
+    finally:
+        status.stop()
+    if stream and streamed:
+        out.print()
+    return answer
+
+
+def _print_answer(answer, quotes: bool) -> None:  # type: ignore[no-untyped-def]
+    from rich.markup import escape
+
+    if answer.abstained:
+        out.print(f"[bold yellow]{answer.answer}[/] [dim]({answer.abstain_reason})[/]", markup=True)
+        if answer.nearest or answer.sources:
+            out.print("[dim]Nearest passages:[/]", markup=True)
+            for s in (answer.nearest or answer.sources)[:3]:
+                snippet = " ".join(s.text.split())[:160]
+                out.print(f"  - {escape(s.location)}: {escape(snippet)}…", markup=True)
+        return
+    out.print(f"\n[bold]Answer (verified):[/] {escape(answer.answer)}", markup=True)
+    by_n = {s.n: s for s in answer.sources}
+    for sentence in answer.sentences:
+        flags = []
+        if sentence.repaired:
+            flags.append("citation repaired")
+        if not sentence.supported:
+            flags.append("[red]not supported by its sources[/]")
+        if flags:
+            out.print(f"  [dim]{escape(sentence.text[:60])}… {' · '.join(flags)}[/]", markup=True)
+        if quotes and sentence.quote:
+            n, start, end = sentence.quote
+            quote = " ".join(by_n[n].text[start:end].split())
+            out.print(f"    [green]> [{n}] {escape(quote)}[/]", markup=True)
+    if answer.removed_citations:
+        removed = ", ".join(f"[{n}]" for n in answer.removed_citations)
+        out.print(f"[yellow]removed citations to sources that were not given: {removed}[/]",
+                  markup=True)  # fmt: skip
+    if answer.stop_reason == "truncated":
+        out.print(
+            "[yellow]the answer was cut at --max-tokens; raise it for the rest[/]", markup=True
+        )
+    out.print("[bold]Sources:[/]", markup=True)
+    cited = {n for s in answer.sentences for n in s.citations}
+    for s in answer.sources:
+        marker = "*" if s.n in cited else " "
+        snippet = " ".join(s.text.split())[:120]
+        out.print(f" {marker}[{s.n}] {escape(s.location)} chars {s.start}-{s.end}: "
+                  f"[dim]{escape(snippet)}…[/]", markup=True)  # fmt: skip
+    u = answer.usage
+    out.print(
+        f"[dim]{u.prompt_tokens} prompt + {u.completion_tokens} answer tokens · first token "
+        f"{u.ttft_s:.1f} s · total {u.total_s:.1f} s[/]",
+        markup=True,
+    )
+
+
+@app.command()
 def status(index: IndexOption = None, as_json: JsonOption = False, debug: DebugOption = False):
     """Show what an index holds: documents, chunks, embedder and size on disk."""
     from rag.index import Index

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rag.config import IngestSettings, default_index_dir
 from rag.embedding import Embedder
+from rag.errors import ConfigError
 from rag.ingest import IngestProgress, IngestReport, run_ingest
 from rag.rerank import Reranker
 from rag.retrieve import Filters, Hit, Retriever
 from rag.store import Store, StoreStats, write_lock
+
+if TYPE_CHECKING:
+    from rag.ask import Answer, AskSettings
+    from rag.generate import Generator
 
 
 class Index:
@@ -94,11 +100,53 @@ class Index:
     def reranker(self) -> Reranker | None:
         return self._reranker
 
+    def generator(
+        self, preset: str | None = None, model: str | Path | None = None, n_ctx: int = 4096
+    ) -> Generator:
+        """The loaded GGUF generator (kept for later questions; reloaded only if it changes)."""
+        from rag.generate import Generator
+        from rag.models import resolve_model
+
+        path = resolve_model(preset, model)
+        current = self.__dict__.get("_generator")
+        if current is not None and (current.model_path, current.n_ctx) == (path, n_ctx):
+            return current
+        if current is not None:
+            current.close()
+        generator = Generator(path, n_ctx=n_ctx)
+        self.__dict__["_generator"] = generator
+        return generator
+
+    def ask(
+        self,
+        question: str,
+        *,
+        preset: str | None = None,
+        model: str | Path | None = None,
+        settings: AskSettings | None = None,
+        on_token: Callable[[str], None] | None = None,
+        on_event: Callable[[str, dict], None] | None = None,
+    ) -> Answer:
+        """Answer a question from the indexed documents, with verified citations.
+
+        >>> answer = Index().ask("How long is the warranty?")  # doctest: +SKIP
+        >>> answer.answer, [s.path for s in answer.sources]  # doctest: +SKIP
+        """
+        from rag.ask import Asker
+
+        if not question.strip():
+            raise ConfigError("the question is empty")
+        asker = Asker(self.retriever, self.generator(preset, model), settings)
+        return asker.ask(question, on_token=on_token, on_event=on_event)
+
     def status(self) -> StoreStats:
         """Count documents and chunks, name the embedder, and measure the size on disk."""
         return self._store(create=False).stats()
 
     def close(self) -> None:
+        generator = self.__dict__.pop("_generator", None)
+        if generator is not None:
+            generator.close()
         store = self.__dict__.pop("_store_instance", None)
         if store is not None:
             store.close()
