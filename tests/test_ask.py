@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from rag import Index
-from rag.ask import AskSettings, Asker
+from rag.ask import Asker, AskSettings
 from rag.prompts import format_source, load_prompt
 
 pytestmark = pytest.mark.llm
