@@ -96,6 +96,7 @@ class Answer:
     raw_answer: str = ""
     removed_citations: list[int] = field(default_factory=list)
     nearest: list[Source] = field(default_factory=list)
+    evidence: float = 0.0  # best dense similarity among retrieved passages
 
     def to_dict(self) -> dict:
         """The `rag ask --json` shape."""
@@ -119,6 +120,7 @@ class Answer:
             "stop_reason": self.stop_reason,
             "usage": asdict(self.usage),
             "raw_answer": self.raw_answer,
+            "evidence": self.evidence,
         }
 
 
@@ -149,7 +151,9 @@ class Asker:
     ) -> Answer:
         """Answer `question`; stream tokens to `on_token`; report stages to `on_event`."""
         started = time.perf_counter()
+        self._evidence = 0.0
         answer = self._ask(question, on_token, on_event, settings or self.settings)
+        answer.evidence = round(self._evidence, 4)
         answer.usage.total_s = round(time.perf_counter() - started, 4)
         return answer
 
@@ -167,6 +171,7 @@ class Asker:
         hits = self.retriever.search(question, k=cfg.candidates, mode="hybrid")
         stages["retrieve"] = time.perf_counter() - started
         evidence = max((h.stages.dense_score or 0.0 for h in hits), default=0.0)
+        self._evidence = evidence
         if not hits or evidence < cfg.min_evidence:
             nearest = self._sources(hits[:3])
             return self._abstain(question, "weak evidence", nearest, Usage(stages_s=stages))
