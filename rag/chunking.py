@@ -70,16 +70,16 @@ def chunk_document(
     budgets = [max_tokens - (n + 1 if n else 0) for n in heading_tokens]
     counts = counter.count_many([doc.text[s:e] for s, e, _, _ in raw])
     units: list[_Unit] = []
-    for (s, e, block, section), n in zip(raw, counts, strict=True):
+    for (s, e, block_no, section), n in zip(raw, counts, strict=True):
         if n <= budgets[section]:
-            units.append(_Unit(s, e, block, section, n))
+            units.append(_Unit(s, e, block_no, section, n))
         else:
-            units.extend(_split_long(doc.text, s, e, block, section, budgets[section], counter))
+            units.extend(_split_long(doc.text, s, e, block_no, section, budgets[section], counter))
     block_tokens: dict[int, int] = {}
     for unit in units:
         block_tokens[unit.block] = block_tokens.get(unit.block, 0) + unit.n_tokens
     groups = _pack(units, budgets, block_tokens, int(max_tokens * overlap))
-    chunks = []
+    chunks: list[Chunk] = []
     for group in groups:
         first, last = group[0], group[-1]
         page = section_keys[first.section][0]

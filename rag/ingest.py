@@ -199,10 +199,12 @@ def _ingest_file(
         report.unchanged += 1
         return
     document = load_document(source.path, source.kind, data)
-    record = DocumentRecord(
-        source.path, source.path, source.kind, sha, config_hash, size, document.pages
+    queue(
+        DocumentRecord(
+            source.path, source.path, source.kind, sha, config_hash, size, document.pages
+        ),
+        document,
     )
-    queue(record, document)
 
 
 def _flush(
