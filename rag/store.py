@@ -131,6 +131,7 @@ class Store:
         self._init_schema()
         self._faiss: Any = None
         self._bm25: Any = None
+        self._hnsw: Any = None
 
     # --- meta -----------------------------------------------------------------------------
 
@@ -265,7 +266,7 @@ class Store:
                     new_ids.append(int(cursor.lastrowid or 0))
                     row += 1
             self._bump_generation()
-        self._bm25 = None
+        self._bm25 = self._hnsw = None
         self._faiss_remove(removed)
         if new_ids:
             self._faiss.add_with_ids(vectors, np.asarray(new_ids, dtype=np.int64))
@@ -279,7 +280,7 @@ class Store:
         with self.transaction():
             removed = self._delete_keys(keys)
             self._bump_generation()
-        self._bm25 = None
+        self._bm25 = self._hnsw = None
         self._faiss_remove(removed)
 
     def _delete_keys(self, keys: list[str]) -> list[int]:
@@ -354,6 +355,41 @@ class Store:
         for stale in self.directory.glob("vectors-*"):
             if stale != path:
                 stale.unlink(missing_ok=True)
+
+    def hnsw_index(self, m: int = 32, ef_search: int = 128) -> Any:
+        """An approximate (HNSW) index of the same vectors, for large corpora.
+
+        Derived from SQLite like the exact index and saved per generation; removals rebuild
+        it (HNSW cannot delete). `ef_search` trades speed for recall at query time.
+        """
+        import faiss
+
+        if self._hnsw is None:
+            path = self.directory / f"hnsw-{self.generation:010d}-m{m}.faiss"
+            index = None
+            if path.exists():
+                try:
+                    index = faiss.read_index(str(path))
+                except RuntimeError:
+                    index = None
+            if index is None or index.ntotal != self.chunk_count():
+                exact = self.faiss_index()
+                ids = faiss.vector_to_array(exact.id_map).astype("int64")
+                vectors = exact.index.reconstruct_n(0, exact.ntotal) if exact.ntotal else None
+                hnsw = faiss.IndexHNSWFlat(exact.d, m, faiss.METRIC_INNER_PRODUCT)
+                hnsw.hnsw.efConstruction = 80
+                index = faiss.IndexIDMap2(hnsw)
+                if vectors is not None:
+                    index.add_with_ids(vectors, ids)
+                tmp = path.with_suffix(".tmp")
+                faiss.write_index(index, str(tmp))
+                os.replace(tmp, path)
+                for stale in self.directory.glob("hnsw-*"):
+                    if stale != path:
+                        stale.unlink(missing_ok=True)
+            self._hnsw = index
+        faiss.downcast_index(self._hnsw.index).hnsw.efSearch = ef_search
+        return self._hnsw
 
     # --- keyword index ----------------------------------------------------------------------
 
