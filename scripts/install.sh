@@ -59,5 +59,9 @@ if [ "${RAG_SKIP_DEMO:-0}" != "1" ]; then
   say "indexing the demo corpus (corpora/demo) into the default index"
   "$VENV/bin/rag" ingest corpora/demo
   "$VENV/bin/rag" status
+  preset=default
+  [ "$MODELS" = "tiny" ] && preset=tiny
+  say "asking the demo corpus a question with the '$preset' model"
+  "$VENV/bin/rag" ask "What does error code E07 mean on the Kestrel K2?" --preset "$preset"
 fi
 say "done. Try:  .venv/bin/rag --help"
