@@ -388,7 +388,7 @@ class Store:
                     if stale != path:
                         stale.unlink(missing_ok=True)
             self._hnsw = index
-        faiss.downcast_index(self._hnsw.index).hnsw.efSearch = ef_search
+        faiss.downcast_index(self._hnsw.index).hnsw.efSearch = ef_search  # type: ignore[attr-defined]
         return self._hnsw
 
     # --- keyword index ----------------------------------------------------------------------
