@@ -398,6 +398,15 @@ def _run(work, debug: bool) -> int:  # type: ignore[no-untyped-def]
         return 130
 
 
+def _register_eval() -> None:
+    from rag_cli.eval_cmd import eval_app
+
+    app.add_typer(eval_app, name="eval", help="Measure retrieval and answer quality on a dataset.")
+
+
+_register_eval()
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

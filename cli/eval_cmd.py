@@ -1,0 +1,324 @@
+"""`rag eval …`: measure retrieval on a dataset and write report.json, report.md and charts."""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from rag_cli.output import IngestBar, err, error, out, print_json
+
+if TYPE_CHECKING:
+    from rag.ingest import IngestProgress
+
+USAGE_EXIT = 2
+DEFAULT_MODES = ("bm25", "dense", "hybrid", "hybrid+rerank")
+
+eval_app = typer.Typer(
+    help="Measure retrieval quality and speed on a dataset; write tables and charts.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@eval_app.callback()
+def _group() -> None:
+    """Measure retrieval quality and speed on a dataset; write tables and charts."""
+
+
+class EvalBar:
+    """Progress for an eval run: the ingest bar while indexing, then a query bar with ETA."""
+
+    def __init__(self) -> None:
+        self._ingest: IngestBar | None = None
+        self._queries: Progress | None = None
+        self._task: TaskID | None = None
+
+    def index_started(self, label: str) -> IngestProgress | None:
+        self._ingest = IngestBar()
+        self._ingest.__enter__()
+        return self._ingest
+
+    def index_finished(self) -> None:
+        if self._ingest is not None:
+            self._ingest.__exit__(None, None, None)
+            self._ingest = None
+
+    def search_started(self, label: str, total: int) -> None:
+        self._queries = Progress(
+            TextColumn(f"[bold]{label}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=err,
+            transient=True,
+            disable=not err.is_terminal,
+        )
+        self._queries.start()
+        self._task = self._queries.add_task(label, total=total)
+
+    def search_done(self, count: int) -> None:
+        if self._queries is not None and self._task is not None:
+            self._queries.advance(self._task, count)
+
+    def search_finished(self) -> None:
+        if self._queries is not None:
+            self._queries.stop()
+            self._queries = None
+
+
+@eval_app.command()
+def retrieval(
+    dataset_dir: Annotated[
+        Path,
+        typer.Argument(
+            help="A BEIR folder (corpus.jsonl, queries.jsonl, qrels/test.tsv), a QA folder "
+            "(corpus.jsonl, questions.jsonl) or a folder of documents with a labelled "
+            "questions.jsonl ({question, file, answer, page} per line)."
+        ),
+    ],
+    mode: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--mode",
+            help="bm25, dense, hybrid or hybrid+rerank (any mode may take +rerank); "
+            "repeatable. Default: all four.",
+            show_default=False,
+        ),
+    ] = None,
+    chunk_tokens: Annotated[
+        list[int] | None,
+        typer.Option(
+            "--chunk-tokens",
+            help="Chunk size in word pieces; repeatable to compare. Default: the embedder's limit.",
+            show_default=False,
+        ),
+    ] = None,
+    k: Annotated[
+        list[int] | None,
+        typer.Option(
+            "--k", help="Metric cutoffs; repeatable. Default: 10 and 100.", show_default=False
+        ),
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option(help="Only the first N queries.", show_default=False)
+    ] = None,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="Output folder. Default: ./eval-out/<dataset name>.", show_default=False
+        ),
+    ] = None,
+    baseline: Annotated[
+        Path | None,
+        typer.Option(
+            help="An earlier report.json: show deltas, mark regressions and improvements.",
+            show_default=False,
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object on stdout.")
+    ] = False,
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where indexes are cached between runs. Default: $RAG_HOME/eval-cache.",
+            show_default=False,
+        ),
+    ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")] = False,
+) -> None:
+    """Score search modes and chunk sizes on a dataset: nDCG, Recall, MRR, MAP, P, latency.
+
+    The corpus is indexed once per chunk size and cached (a re-run reuses it); every mode runs
+    on that index. Writes report.json, report.md, metrics.png and latency.png to --out.
+
+    Example:  rag eval retrieval ../shared/datasets/scifact --out evals/results/scifact
+    """
+    command = _command_line(dataset_dir, mode, chunk_tokens, k, limit, out_dir, baseline, cache_dir)
+
+    def work() -> int:
+        from rag.eval.report import headline_metrics, load_report, metric_label, write_report
+        from rag.eval.runner import run_retrieval
+
+        old = load_report(baseline) if baseline is not None else None
+        report = run_retrieval(
+            dataset_dir,
+            modes=tuple(mode or DEFAULT_MODES),
+            chunk_sizes=tuple(chunk_tokens or (None,)),
+            ks=tuple(k or (10, 100)),
+            limit=limit,
+            cache_dir=cache_dir,
+            progress=EvalBar(),
+        )
+        report.command = command
+        target = out_dir or Path("eval-out") / report.dataset
+        files = write_report(report.to_dict(), target, baseline=old)
+        for build in report.indexes:
+            for failure in build.failed:
+                err.print(f"[red]failed:[/] {failure}", markup=True, highlight=False)
+        for warning in files.warnings:
+            err.print(f"[yellow]warning:[/] {warning}", markup=True, highlight=False)
+        written = [files.json, files.markdown, *files.charts]
+        if as_json:
+            import json
+
+            data = json.loads(files.json.read_text(encoding="utf-8"))
+            data["files"] = [str(p) for p in written]
+            print_json(data)
+            return 0
+        names = headline_metrics(report.ks)
+        out.print(f"{report.dataset}: {report.queries} queries · run took {report.seconds:.0f} s")
+        width = max(len(c.name) for c in report.configs)
+        out.print(
+            " ".join([f"{'config':<{width}}", *(f"{metric_label(n):>10}" for n in names)])
+            + "  p50 ms"
+        )
+        for config in report.configs:
+            values = " ".join(f"{config.metrics[n]:>10.4f}" for n in names)
+            p50 = config.latency_ms["total"]["p50"]
+            out.print(f"{config.name:<{width}} {values}  {p50:6.1f}")
+        for build in report.indexes:
+            state = "reused" if build.reused else f"built in {build.build_seconds:.0f} s"
+            out.print(
+                f"index {state}: {build.documents:,} documents, {build.chunks:,} chunks, "
+                f"{build.bytes / 2**20:.1f} MB"
+            )
+        for note in report.notes:
+            out.print(f"note: {note}")
+        out.print("wrote " + ", ".join(str(p) for p in written))
+        return 0
+
+    raise typer.Exit(_run(work, debug))
+
+
+@eval_app.command()
+def answers(
+    dataset_dir: Annotated[
+        Path, typer.Argument(help="QA folder (corpus.jsonl + questions.jsonl) or labelled folder.")
+    ],
+    questions: Annotated[
+        str | None,
+        typer.Option("--questions", help="Questions file in the folder (default questions.jsonl)."),
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="Only the first N questions.")] = None,
+    preset: Annotated[
+        str | None, typer.Option(help="Generator preset: default, fast, tiny.")
+    ] = None,
+    model: Annotated[
+        Path | None, typer.Option(help="A local GGUF file instead of a preset.")
+    ] = None,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out", help="Output folder (default ./eval-out/<name>-answers)."),
+    ] = None,
+    cache_dir: Annotated[Path | None, typer.Option(help="Where eval indexes are cached.")] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object on stdout.")
+    ] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+) -> None:
+    """Ask every question with open retrieval and score answers, abstention and citations.
+
+    Resumable: answers are appended to OUT/answers.jsonl, so a run that dies picks up where it
+    stopped. Also writes OUT/report.json with the abstention trade-off curve.
+
+    Example:  rag eval answers ../shared/datasets/squad2-dev-a --questions sample_350.jsonl
+    """
+    import json
+
+    from rag.eval.answers import run_answers
+
+    def work() -> int:
+        target = out_dir or Path("eval-out") / f"{dataset_dir.resolve().name}-answers"
+        with Progress(
+            TextColumn("[bold]answering"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+            console=err, transient=True, disable=not err.is_terminal,
+        ) as bar:  # fmt: skip
+            task = bar.add_task("answers", total=None)
+            report = run_answers(
+                dataset_dir, questions_file=questions, limit=limit, preset=preset, model=model,
+                out_dir=target, cache_dir=cache_dir,
+                on_question=lambda done, total: bar.update(task, completed=done, total=total),
+            )  # fmt: skip
+        data = report.to_dict()
+        (target / "report.json").write_text(json.dumps(data, indent=2) + "\n")
+        if as_json:
+            print_json(data)
+            return 0
+        for key in ("questions", "exact_match", "f1", "gold_contained", "abstain_precision",
+                    "abstain_recall", "citation_precision", "citation_recall", "support_rate",
+                    "seconds_mean"):  # fmt: skip
+            out.print(f"{key:<20} {data[key]}")
+        out.print(f"wrote {target / 'report.json'} and {target / 'answers.jsonl'}")
+        return 0
+
+    raise typer.Exit(_run(work, debug))
+
+
+def _command_line(
+    dataset_dir: Path,
+    modes: list[str] | None,
+    chunk_tokens: list[int] | None,
+    ks: list[int] | None,
+    limit: int | None,
+    out_dir: Path | None,
+    baseline: Path | None,
+    cache_dir: Path | None,
+) -> str:
+    """Rebuild the command that reproduces this run (options at their defaults left out)."""
+    args = ["rag", "eval", "retrieval", str(dataset_dir)]
+    if modes and tuple(modes) != DEFAULT_MODES:
+        args += [a for m in modes for a in ("--mode", m)]
+    args += [a for n in chunk_tokens or () for a in ("--chunk-tokens", str(n))]
+    if ks and sorted(set(ks)) != [10, 100]:
+        args += [a for n in ks for a in ("--k", str(n))]
+    if limit is not None:
+        args += ["--limit", str(limit)]
+    if out_dir is not None:
+        args += ["--out", str(out_dir)]
+    if baseline is not None:
+        args += ["--baseline", str(baseline)]
+    if cache_dir is not None:
+        args += ["--cache-dir", str(cache_dir)]
+    return shlex.join(args)
+
+
+def _run(work: Callable[[], int], debug: bool) -> int:
+    """Run the command body; dataset and option errors exit 2 with one line, others exit 1."""
+    from rag.errors import ConfigError, DatasetError, RagError
+
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, stream=sys.stderr)
+    try:
+        return int(work())
+    except (ConfigError, DatasetError) as exc:
+        if debug:
+            raise
+        error(str(exc))
+        return USAGE_EXIT
+    except RagError as exc:
+        if debug:
+            raise
+        error(str(exc))
+        return 1
+    except KeyboardInterrupt:
+        error("interrupted; the cached index keeps everything committed so far — rerun to finish")
+        return 130
