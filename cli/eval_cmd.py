@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import logging
 import shlex
-import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -20,12 +17,11 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from rag_cli.output import IngestBar, err, error, out, print_json
+from rag_cli.output import IngestBar, err, out, print_json, run_command
 
 if TYPE_CHECKING:
     from rag.ingest import IngestProgress
 
-USAGE_EXIT = 2
 DEFAULT_MODES = ("bm25", "dense", "hybrid", "hybrid+rerank")
 
 eval_app = typer.Typer(
@@ -206,7 +202,7 @@ def retrieval(
         out.print("wrote " + ", ".join(str(p) for p in written))
         return 0
 
-    raise typer.Exit(_run(work, debug))
+    raise typer.Exit(run_command(work, debug))
 
 
 @eval_app.command()
@@ -271,7 +267,7 @@ def answers(
         out.print(f"wrote {target / 'report.json'} and {target / 'answers.jsonl'}")
         return 0
 
-    raise typer.Exit(_run(work, debug))
+    raise typer.Exit(run_command(work, debug))
 
 
 def _command_line(
@@ -300,25 +296,3 @@ def _command_line(
     if cache_dir is not None:
         args += ["--cache-dir", str(cache_dir)]
     return shlex.join(args)
-
-
-def _run(work: Callable[[], int], debug: bool) -> int:
-    """Run the command body; dataset and option errors exit 2 with one line, others exit 1."""
-    from rag.errors import ConfigError, DatasetError, RagError
-
-    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, stream=sys.stderr)
-    try:
-        return int(work())
-    except (ConfigError, DatasetError) as exc:
-        if debug:
-            raise
-        error(str(exc))
-        return USAGE_EXIT
-    except RagError as exc:
-        if debug:
-            raise
-        error(str(exc))
-        return 1
-    except KeyboardInterrupt:
-        error("interrupted; the cached index keeps everything committed so far — rerun to finish")
-        return 130

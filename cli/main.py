@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import logging
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from rag_cli.output import IngestBar, err, error, out, print_json
+from rag_cli.output import IngestBar, err, out, print_json, run_command
 
 app = typer.Typer(
     name="rag",
@@ -33,7 +31,6 @@ IndexOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 DebugOption = Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")]
 
-USAGE_EXIT = 2
 
 
 @app.command()
@@ -95,7 +92,7 @@ def ingest(
             _print_ingest_report(report, idx.path)
         return 0 if report.ok else 1
 
-    raise typer.Exit(_run(work, debug))
+    raise typer.Exit(run_command(work, debug))
 
 
 @app.command()
@@ -145,7 +142,7 @@ def search(
         _print_hits(query, hits, explain)
         return 0
 
-    raise typer.Exit(_run(work, debug))
+    raise typer.Exit(run_command(work, debug))
 
 
 def _print_hits(query: str, hits, explain: bool) -> None:  # type: ignore[no-untyped-def]
@@ -229,7 +226,7 @@ def ask(
             _print_answer(answer, quotes)
         return 0
 
-    raise typer.Exit(_run(work, debug))
+    raise typer.Exit(run_command(work, debug))
 
 
 @app.command()
@@ -259,7 +256,7 @@ def chat(
             answer = _answer(idx, question, preset, model, settings, stream=True)
             _print_answer(answer, quotes)
 
-    raise typer.Exit(_run(work, debug))
+    raise typer.Exit(run_command(work, debug))
 
 
 def _answer(idx, question, preset, model, settings, stream: bool):  # type: ignore[no-untyped-def]
@@ -355,7 +352,7 @@ def status(index: IndexOption = None, as_json: JsonOption = False, debug: DebugO
             out.print(f"size      {stats.bytes / 2**20:.1f} MB")
         return 0
 
-    raise typer.Exit(_run(work, debug))
+    raise typer.Exit(run_command(work, debug))
 
 
 def _print_ingest_report(report, index_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -374,28 +371,6 @@ def _print_ingest_report(report, index_path: Path) -> None:  # type: ignore[no-u
     for failure in report.failed:
         err.print(f"[red]failed:[/] {failure.path}: {failure.error}", markup=True, highlight=False)
     out.print(f"index: {index_path}")
-
-
-def _run(work, debug: bool) -> int:  # type: ignore[no-untyped-def]
-    """Run a command body; turn user-facing errors into one line and an exit code."""
-    from rag.errors import ConfigError, IndexNotFoundError, RagError
-
-    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, stream=sys.stderr)
-    try:
-        return int(work())
-    except (ConfigError, IndexNotFoundError) as exc:
-        if debug:
-            raise
-        error(str(exc))
-        return USAGE_EXIT
-    except RagError as exc:
-        if debug:
-            raise
-        error(str(exc))
-        return 1
-    except KeyboardInterrupt:
-        error("interrupted; the index keeps everything committed so far — rerun to finish")
-        return 130
 
 
 def _register_eval() -> None:

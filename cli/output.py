@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
@@ -66,3 +68,32 @@ class IngestBar:
         elapsed = self._progress.tasks[0].elapsed or 0.0
         rate = f"{self.chunks / elapsed:.0f} chunks/s" if elapsed > 0 else ""
         self._progress.update(self._task, chunks=self.chunks, rate=rate)
+
+
+USAGE_EXIT = 2
+
+
+def run_command(work: Callable[[], int], debug: bool) -> int:
+    """Run a command body; turn user-facing errors into one line and an exit code.
+
+    Usage errors (bad options, missing index or dataset) exit 2; other problems the user can
+    act on exit 1; `--debug` re-raises them with their traceback.
+    """
+    from rag.errors import ConfigError, DatasetError, IndexNotFoundError, RagError
+
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, stream=sys.stderr)
+    try:
+        return int(work())
+    except (ConfigError, DatasetError, IndexNotFoundError) as exc:
+        if debug:
+            raise
+        error(str(exc))
+        return USAGE_EXIT
+    except RagError as exc:
+        if debug:
+            raise
+        error(str(exc))
+        return 1
+    except KeyboardInterrupt:
+        error("interrupted; everything committed so far is kept — rerun to finish")
+        return 130
