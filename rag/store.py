@@ -313,15 +313,7 @@ class Store:
         """Return the FAISS index of this generation, loading or rebuilding it as needed."""
         if self._faiss is not None:
             return self._faiss
-        import faiss
-
-        path = self._faiss_path(self.generation)
-        index = None
-        if path.exists():
-            try:
-                index = faiss.read_index(str(path))
-            except RuntimeError:
-                index = None
+        index = _read_faiss(self._faiss_path(self.generation))
         if index is None or index.ntotal != self.chunk_count():
             index = self._rebuild_faiss()
         self._faiss = index
@@ -366,12 +358,7 @@ class Store:
 
         if self._hnsw is None:
             path = self.directory / f"hnsw-{self.generation:010d}-m{m}.faiss"
-            index = None
-            if path.exists():
-                try:
-                    index = faiss.read_index(str(path))
-                except RuntimeError:
-                    index = None
+            index = _read_faiss(path)
             if index is None or index.ntotal != self.chunk_count():
                 exact = self.faiss_index()
                 ids = faiss.vector_to_array(exact.id_map).astype("int64")
@@ -504,6 +491,18 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
+
+
+def _read_faiss(path: Path) -> Any:
+    """Read a FAISS file; None when it is missing or unreadable (it is rebuilt from SQLite)."""
+    import faiss
+
+    if not path.exists():
+        return None
+    try:
+        return faiss.read_index(str(path))
+    except RuntimeError:
+        return None
 
 
 @contextmanager
