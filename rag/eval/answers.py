@@ -155,7 +155,7 @@ def run_answers(
                             for n in s.citations
                         }
                     ),  # fmt: skip
-                    source_docs=[cached.doc_id(s.path) for s in answer.sources],
+                    source_docs=[cached.doc_id(s.path) for s in answer.sources or answer.nearest],
                     prompt_tokens=answer.usage.prompt_tokens,
                     completion_tokens=answer.usage.completion_tokens,
                     ttft_s=answer.usage.ttft_s,
