@@ -42,12 +42,11 @@ def step_ingest(corpus: str, index_dir: str) -> dict:
 def step_encode(index_dir: str, dtype: str, batch_size: int) -> dict:
     import sqlite3
 
-    from rag.chunking import HEADING_SEPARATOR  # noqa: F401  (same text rule as the pipeline)
     from rag.embedding import Embedder
 
     db = sqlite3.connect(Path(index_dir) / "index.sqlite")
     rows = db.execute("SELECT heading, text FROM chunks ORDER BY id").fetchall()
-    texts = [f"{h}\n{t}" if h else t for h, t in rows]
+    texts = [f"{h}\n{t}" if h else t for h, t in rows]  # as Chunk.embed_text
     embedder = Embedder(dtype=dtype, batch_size=batch_size)
     model = embedder.model
     tokens = sum(embedder.counter.count_many(texts))

@@ -65,7 +65,7 @@ class Source:
 
     @property
     def location(self) -> str:
-        return self.path + (f" (page {self.page})" if self.page else "")
+        return _location(self.path, self.page)
 
 
 @dataclass
@@ -252,7 +252,12 @@ class Asker:
         budget = min(budget, cfg.context_tokens)
 
         items = [
-            _Candidate(hit, text, float(len(hits) - i), format_source(99, _where(hit), text))
+            _Candidate(
+                hit,
+                text,
+                float(len(hits) - i),
+                format_source(99, _location(hit.path, hit.page), text),
+            )
             for i, (hit, text) in enumerate(candidates)
         ]
         packed = pack(items, budget, count, separator_tokens=count("\n\n"))
@@ -286,5 +291,6 @@ class _Candidate:
     text: str
 
 
-def _where(hit: Hit) -> str:
-    return hit.path + (f" (page {hit.page})" if hit.page else "")
+def _location(path: str, page: int | None) -> str:
+    """How a source's origin is shown to the model and the user."""
+    return path + (f" (page {page})" if page else "")
