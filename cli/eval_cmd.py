@@ -1,4 +1,4 @@
-"""`rag eval …`: measure retrieval on a dataset and write report.json, report.md and charts."""
+"""`rag eval …`: measure retrieval and answers on a dataset, or an index with label-free probes."""
 
 from __future__ import annotations
 
@@ -24,8 +24,14 @@ if TYPE_CHECKING:
 
 DEFAULT_MODES = ("bm25", "dense", "hybrid", "hybrid+rerank")
 
+EVAL_HELP = (
+    "Measure retrieval quality and speed on a labelled dataset (retrieval, answers), or on "
+    "your own index without labels (probes: questions the local model writes about your "
+    "chunks, re-measured after every re-ingest)."
+)
+
 eval_app = typer.Typer(
-    help="Measure retrieval quality and speed on a dataset; write tables and charts.",
+    help=EVAL_HELP,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -34,7 +40,7 @@ eval_app = typer.Typer(
 
 @eval_app.callback()
 def _group() -> None:
-    """Measure retrieval quality and speed on a dataset; write tables and charts."""
+    """Measure retrieval quality and speed on a labelled dataset, or on your index with probes."""
 
 
 class EvalBar:
@@ -268,6 +274,108 @@ def answers(
         return 0
 
     raise typer.Exit(run_command(work, debug))
+
+
+@eval_app.command()
+def probes(
+    index: Annotated[
+        Path | None,
+        typer.Option(
+            "--index",
+            help="Index directory. Default: $RAG_HOME/index, else the platform's user data dir.",
+            show_default=False,
+        ),
+    ] = None,
+    n: Annotated[
+        int | None,
+        typer.Option(
+            "--n", help="How many probes. Default: the cached set's, else 50.", show_default=False
+        ),
+    ] = None,
+    k: Annotated[int, typer.Option("--k", help="Recall cutoff: found in the top k.")] = 5,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            help="Picks the chunks (reproducible). Default: the cached set's, else 0.",
+            show_default=False,
+        ),
+    ] = None,
+    preset: Annotated[
+        str | None, typer.Option(help="Generator preset: default, fast, tiny.")
+    ] = None,
+    model: Annotated[
+        Path | None, typer.Option(help="A local GGUF file instead of a preset.")
+    ] = None,
+    regenerate: Annotated[
+        bool, typer.Option("--regenerate", help="Write new probes even if cached ones fit.")
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object on stdout.")
+    ] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+) -> None:
+    """Measure retrieval on your own index, no labels needed: recall@1, recall@k and MRR.
+
+    The local model writes one question about each of N chunks picked by --seed; each
+    question is searched and counts as found when a top-k hit overlaps its source passage.
+    Probes are cached in the index directory and reused without loading the model unless
+    --n, --seed, --preset or --model ask for a different set (or --regenerate). Every
+    `rag ingest` that changes the index re-measures them and warns when recall@k falls by
+    more than 0.05.
+
+    Example:  rag eval probes --n 20 --preset fast
+    """
+    from rag.index import Index
+
+    def work() -> int:
+        idx = Index(index)
+        with Progress(
+            TextColumn("[bold]writing probes"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+            console=err, transient=True, disable=not err.is_terminal,
+        ) as bar:  # fmt: skip
+            task = bar.add_task("probes", total=None)
+            report = idx.probe(
+                n, k, seed, preset=preset, model=model, regenerate=regenerate,
+                on_progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )  # fmt: skip
+        if as_json:
+            print_json(report.to_dict())
+            return 0
+        _print_probes(report)
+        return 0
+
+    raise typer.Exit(run_command(work, debug))
+
+
+def _print_probes(report) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    from rich.markup import escape
+
+    r, s = report.result, report.probe_set
+    how = "written" if report.generated else "cached"
+    out.print(
+        f"{len(s.probes)} probes ({how}; {s.model}, seed {s.seed}) · {r.stale} stale · "
+        f"{report.seconds:.1f} s"
+    )
+    out.print(f"recall@1 {r.recall_at_1:.3f}  recall@{r.k} {r.recall_at_k:.3f}  MRR {r.mrr:.3f}"
+              f"  (on {r.count} probes)")  # fmt: skip
+    p = report.previous
+    if p is not None:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(p.measured_at))
+        out.print(f"previous ({when}): recall@1 {p.recall_at_1:.3f}  recall@{p.k} "
+                  f"{p.recall_at_k:.3f}  MRR {p.mrr:.3f}")  # fmt: skip
+    if report.warning:
+        err.print(f"[yellow]warning:[/] {escape(report.warning)}", markup=True)
+    if r.stale:
+        out.print(f"{r.stale} probes are stale (their documents changed or were removed); "
+                  "--regenerate writes a new set")  # fmt: skip
+    for miss in r.missed[:10]:
+        out.print(f"  missed: {escape(miss['question'])}  [dim]({escape(miss['path'])})[/]",
+                  markup=True)  # fmt: skip
+    if len(r.missed) > 10:
+        out.print(f"  … and {len(r.missed) - 10} more (see --json)")
 
 
 def _command_line(

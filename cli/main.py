@@ -67,6 +67,8 @@ def ingest(
 
     Unchanged files (same content hash) are skipped without loading the model, changed files
     are re-indexed, and files deleted from a folder you ingest are removed from the index.
+    When `rag eval probes` has been run on the index, a run that changes it re-measures the
+    probes and warns if recall fell.
     Exit code 0 when everything indexed, 1 when some files failed (the rest is indexed).
 
     Example:  rag ingest ~/notes ~/papers/report.pdf
@@ -366,6 +368,13 @@ def _print_ingest_report(report, index_path: Path) -> None:  # type: ignore[no-u
         f"removed {report.removed} · skipped {report.skipped} · failed {len(report.failed)} — "
         f"{report.chunks} chunks embedded in {report.seconds:.1f} s{rate}"
     )
+    probed = report.probe_recall
+    if probed:
+        was = f" (was {probed['previous']['recall@k']:.3f})" if probed["previous"] else ""
+        out.print(
+            f"probes: recall@{probed['k']} {probed['recall@k']:.3f}{was} on "
+            f"{probed['measured']} probes, {probed['stale']} stale"
+        )
     for warning in report.warnings:
         err.print(f"[yellow]warning:[/] {warning}", markup=True, highlight=False)
     for failure in report.failed:
@@ -374,9 +383,9 @@ def _print_ingest_report(report, index_path: Path) -> None:  # type: ignore[no-u
 
 
 def _register_eval() -> None:
-    from rag_cli.eval_cmd import eval_app
+    from rag_cli.eval_cmd import EVAL_HELP, eval_app
 
-    app.add_typer(eval_app, name="eval", help="Measure retrieval and answer quality on a dataset.")
+    app.add_typer(eval_app, name="eval", help=EVAL_HELP)
 
 
 _register_eval()

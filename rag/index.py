@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Sequence
 from functools import cached_property
 from pathlib import Path
@@ -9,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from rag.config import IngestSettings, default_index_dir
 from rag.embedding import Embedder
-from rag.errors import ConfigError
+from rag.errors import ConfigError, RagError
 from rag.ingest import IngestProgress, IngestReport, run_ingest
 from rag.rerank import Reranker
 from rag.retrieve import Filters, Hit, Retriever
@@ -18,6 +19,7 @@ from rag.store import Store, StoreStats, write_lock
 if TYPE_CHECKING:
     from rag.ask import Answer, AskSettings
     from rag.generate import Generator
+    from rag.probes import ProbeReport
 
 
 class Index:
@@ -71,8 +73,71 @@ class Index:
                 spec = spec.spec
             store.check_embedder(self.embedder.info, spec=str(spec or ""))
             report = run_ingest(store, self.embedder, self.settings, paths, progress)
-        self.__dict__.pop("retriever", None)
+            self.__dict__.pop("retriever", None)
+            if report.changed:
+                self._remeasure_probes(report)
         return report
+
+    def _remeasure_probes(self, report: IngestReport) -> None:
+        """Re-run the stored label-free probes (if any) and put the result on `report`."""
+        from rag.probes import FILE_NAME, remeasure
+
+        if not (self.path / FILE_NAME).exists():
+            return
+        try:
+            probed = remeasure(self.path, self.retriever, changed=report.changed)
+        except RagError as exc:  # the ingest itself succeeded; say why probing did not
+            report.warnings.append(f"probes not re-measured: {exc}")
+            return
+        report.probe_recall = probed.to_dict()
+        if probed.warning:
+            report.warnings.append(probed.warning)
+
+    def probe(
+        self,
+        n: int | None = None,
+        k: int = 5,
+        seed: int | None = None,
+        *,
+        preset: str | None = None,
+        model: str | Path | None = None,
+        regenerate: bool = False,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> ProbeReport:
+        """Measure retrieval with label-free probes: questions the local model wrote.
+
+        `n` probes (default 50) are written about chunks picked by `seed` (default 0) and
+        cached in the index directory. The cached set is reused when it matches every one of
+        `n`, `seed` and the model (`preset`/`model`) that is given, so only the first run, or
+        `regenerate=True`, loads the generator. Each measurement is appended to the history;
+        `report.warning` says when recall@k fell against the previous one, and why.
+
+        >>> report = Index().probe(n=20, k=5, preset="fast")  # doctest: +SKIP
+        >>> report.result.recall_at_k, report.warning  # doctest: +SKIP
+        """
+        from rag import probes
+        from rag.models import resolve_model
+
+        started = time.perf_counter()
+        store = self._store(create=False)
+        file = probes.ProbeFile.load(self.path)
+        wanted = resolve_model(preset, model).name if (preset or model) else None
+        probe_set = file.probe_set
+        generated = regenerate or probe_set is None or not probe_set.matches(seed, n, wanted)
+        if generated or probe_set is None:
+            generator = self.generator(preset, model)
+            n = probes.DEFAULT_N if n is None else n
+            seed = 0 if seed is None else seed
+            items = probes.generate_probes(store, generator, n, seed, on_progress=on_progress)
+            probe_set = probes.ProbeSet(seed, n, generator.model_path.name, probes.PROMPT, items)
+            file.probe_set = probe_set
+            file.save(self.path)
+        result = probes.measure_probes(probe_set.probes, self.retriever, k)
+        previous, warning = probes.record(self.path, result, store)
+        seconds = round(time.perf_counter() - started, 3)
+        return probes.ProbeReport(
+            str(self.path), probe_set, result, previous, warning, generated, seconds
+        )
 
     def search(
         self,

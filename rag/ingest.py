@@ -47,6 +47,12 @@ class IngestReport:
     chunks: int = 0
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    probe_recall: dict | None = None  # the label-free probes re-measured (rag/probes.py)
+
+    @property
+    def changed(self) -> int:
+        """Documents added, updated or removed."""
+        return self.added + self.updated + self.removed
 
     @property
     def ok(self) -> bool:
@@ -138,6 +144,9 @@ def run_ingest(
             )
         progress.file_done(source.path)
     _flush(store, embedder, pending, report, progress)
+    if report.added or report.updated:
+        chunk = {"max_tokens": max_tokens, "overlap": settings.chunk.overlap}
+        store.record_ingest_config({"config_hash": config_hash, "chunk": chunk})
 
     gone = [
         key

@@ -6,6 +6,8 @@ Layout of an index directory:
                               embedder, generation counter)
     vectors-<generation>.faiss  exact inner-product index of the same vectors, keyed by chunk id
     bm25-<generation>/        BM25 index over the same chunks (heading + text), rebuilt per change
+    probes.json               label-free retrieval probes and their measurement history
+                              (rag/probes.py); not derived from SQLite, kept across re-ingests
     lock                      held by the one process that writes
 
 Every write is one SQLite transaction that replaces whole documents (rows and vectors
@@ -194,6 +196,15 @@ class Store:
                 f"(dim {info.dim}, fingerprint {info.fingerprint}); use that embedder, or "
                 "ingest into another --index directory"
             )
+
+    def ingest_config(self) -> dict | None:
+        """The chunking config of the last ingest that wrote documents (None: not recorded)."""
+        text = self._get_meta("ingest_config")
+        return json.loads(text) if text else None
+
+    def record_ingest_config(self, config: dict) -> None:
+        with self.transaction():
+            self._set_meta("ingest_config", json.dumps(config, sort_keys=True))
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -442,6 +453,23 @@ class Store:
             for row in rows:
                 found[row[0]] = StoredChunk(*row)
         return found
+
+    def iter_chunks(self, key: str | None = None) -> Iterator[StoredChunk]:
+        """Every chunk (or every chunk of document `key`) in (document key, ord) order."""
+        sql = (
+            "SELECT c.id, d.key, d.source, d.kind, c.ord, c.text, c.start, c.end, c.page,"
+            " c.heading FROM chunks c JOIN documents d ON d.id = c.doc_id"
+        )
+        args: tuple[str, ...] = ()
+        if key is not None:
+            sql, args = sql + " WHERE d.key = ?", (key,)
+        for row in self.db.execute(sql + " ORDER BY d.key, c.ord", args).fetchall():
+            yield StoredChunk(*row)
+
+    def documents_indexed_since(self, when: float) -> int:
+        """Count documents written (added or re-indexed) after the Unix time `when`."""
+        sql = "SELECT COUNT(*) FROM documents WHERE indexed_at > ?"
+        return int(self.db.execute(sql, (when,)).fetchone()[0])
 
     def chunk_ids_matching(self, path_glob: str | None, kinds: Iterable[str] | None) -> set[int]:
         """Chunk ids whose document key matches a shell glob and whose kind is one of `kinds`."""
