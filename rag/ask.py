@@ -15,7 +15,7 @@ from rag.cite import CitationChecker, CitedSentence, SourceText
 from rag.compress import compress, remove_near_duplicates
 from rag.errors import ConfigError
 from rag.pack import lost_in_the_middle, pack, token_budget
-from rag.prompts import NOT_FOUND_MARKER, format_source, load_prompt
+from rag.prompts import DEFAULT_PROMPT, NOT_FOUND_MARKER, format_source, load_prompt
 
 if TYPE_CHECKING:
     from rag.generate import Generator
@@ -30,7 +30,7 @@ class AskSettings:
 
     candidates: int = 8
     max_tokens: int = 256
-    context_tokens: int = 1500
+    context_tokens: int = 1000
     min_evidence: float = 0.25
     support_threshold: float = 0.6
     compress: bool = True
@@ -40,7 +40,7 @@ class AskSettings:
     top_p: float = 0.95
     top_k: int = 40
     seed: int | None = None
-    prompt: str = "answer-v1"
+    prompt: str = DEFAULT_PROMPT
 
     def __post_init__(self) -> None:
         if self.max_tokens < 1:

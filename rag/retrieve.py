@@ -248,7 +248,8 @@ class Retriever:
         params = None
         if allowed is not None:
             selector = faiss.IDSelectorBatch(np.fromiter(allowed, dtype=np.int64))
-            kind = faiss.SearchParametersHNSW if approximate else faiss.SearchParameters
+            hnsw = faiss.SearchParametersHNSW  # type: ignore[attr-defined]
+            kind = hnsw if approximate else faiss.SearchParameters
             params = kind(sel=selector)  # type: ignore[call-arg]
         scores, ids = index.search(vector, min(depth, index.ntotal), params=params)
         self.timings["dense"] = self.timings.get("dense", 0.0) + time.perf_counter() - started

@@ -50,6 +50,8 @@ class AnswerRecord:
     completion_tokens: int
     ttft_s: float
     total_s: float
+    support: float = 0.0  # best support of any answer sentence (0 when there is none)
+    raw_answer: str = ""  # what the model wrote, also when the pipeline abstained
 
 
 @dataclass
@@ -160,6 +162,8 @@ def run_answers(
                     completion_tokens=answer.usage.completion_tokens,
                     ttft_s=answer.usage.ttft_s,
                     total_s=answer.usage.total_s,
+                    support=max((s.support for s in sentences), default=0.0),
+                    raw_answer=answer.raw_answer,
                 )
                 handle.write(json.dumps({"key": key, **asdict(record)}) + "\n")
                 handle.flush()

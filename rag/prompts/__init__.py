@@ -8,7 +8,7 @@ from importlib import resources
 
 from rag.errors import ConfigError
 
-DEFAULT_PROMPT = "answer-v1"
+DEFAULT_PROMPT = "answer-v3"
 NOT_FOUND_MARKER = "NOT FOUND"
 
 

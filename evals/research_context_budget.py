@@ -1,0 +1,59 @@
+"""How many context tokens does `rag ask` need? Gold passage in the packed sources per budget.
+
+For every answerable question of a QA set, runs the real retrieval → compression → packing of
+`rag.ask.Asker` (no generation) at several context budgets, counted with the generator's own
+tokenizer, and prints how often the gold passage is among the sources the model would read,
+with the mean tokens and sources packed. Prefill time is proportional to those tokens, so this
+picks the smallest budget that keeps the evidence:
+
+    HF_HUB_OFFLINE=1 .venv/bin/python evals/research_context_budget.py \\
+        ../shared/datasets/squad2-dev-a --questions sample_350.jsonl --budgets 600 1000 1500
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rag.ask import Asker, AskSettings
+from rag.config import IngestSettings
+from rag.eval.answers import load_questions
+from rag.eval.cache import open_cached_index
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("dataset", type=Path)
+    parser.add_argument("--questions", default=None, help="questions file in the folder")
+    parser.add_argument("--budgets", type=int, nargs="+", default=[600, 1000, 1500])
+    parser.add_argument("--candidates", type=int, default=AskSettings().candidates)
+    parser.add_argument("--preset", default=None, help="generator preset (its tokenizer counts)")
+    parser.add_argument("--cache-dir", default=None, help="eval index cache (as rag eval)")
+    args = parser.parse_args()
+
+    _, corpus, questions = load_questions(args.dataset, args.questions)
+    cached = open_cached_index(corpus, IngestSettings(), cache_dir=args.cache_dir)
+    generator = cached.index.generator(args.preset, None)
+    answerable = [q for q in questions if not q.is_impossible]
+    print(f"{args.dataset.name}: {len(answerable)} answerable questions, "
+          f"{args.candidates} candidates, model {generator.model_path.name}")
+    print("| context budget | gold passage in sources | mean tokens packed | mean sources |")
+    print("|---|---|---|---|")
+    for budget in args.budgets:
+        settings = AskSettings(context_tokens=budget, candidates=args.candidates)
+        asker = Asker(cached.index.retriever, generator, settings)
+        found = tokens = sources = 0
+        for q in answerable:
+            hits = asker.retriever.search(q.question, k=settings.candidates, mode="hybrid")
+            packed, used, _ = asker._build_sources(q.question, hits, settings)
+            docs = {cached.doc_id(s.path) for s in packed}
+            found += any(d in q.gold_doc_ids for d in docs)
+            tokens += used
+            sources += len(packed)
+        n = len(answerable)
+        print(f"| {budget} | {found / n:.3f} | {tokens / n:.0f} | {sources / n:.1f} |",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()
