@@ -232,6 +232,17 @@ def answers(
         typer.Option("--out", help="Output folder (default ./eval-out/<name>-answers)."),
     ] = None,
     cache_dir: Annotated[Path | None, typer.Option(help="Where eval indexes are cached.")] = None,
+    min_evidence: Annotated[
+        float | None,
+        typer.Option(
+            help="Score as if answers with weaker evidence abstained. Default: rag ask's.",
+            show_default=False,
+        ),
+    ] = None,
+    min_support: Annotated[
+        float,
+        typer.Option(help="Also abstain when no answer sentence has this much support."),
+    ] = 0.0,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON object on stdout.")
     ] = False,
@@ -240,13 +251,15 @@ def answers(
     """Ask every question with open retrieval and score answers, abstention and citations.
 
     Resumable: answers are appended to OUT/answers.jsonl, so a run that dies picks up where it
-    stopped. Also writes OUT/report.json with the abstention trade-off curve.
+    stopped, and re-scoring a finished run (say with another --min-evidence) costs seconds.
+    Writes OUT/report.json, OUT/report.md (metrics and the abstention trade-off tables) and
+    OUT/curve.png.
 
     Example:  rag eval answers ../shared/datasets/squad2-dev-a --questions sample_350.jsonl
     """
-    import json
-
+    from rag.ask import AskSettings
     from rag.eval.answers import run_answers
+    from rag.eval.answers_report import write_answers_report
 
     def work() -> int:
         target = out_dir or Path("eval-out") / f"{dataset_dir.resolve().name}-answers"
@@ -256,13 +269,25 @@ def answers(
             console=err, transient=True, disable=not err.is_terminal,
         ) as bar:  # fmt: skip
             task = bar.add_task("answers", total=None)
+            settings = AskSettings()
+            if min_evidence is not None:
+                settings = AskSettings(min_evidence=min_evidence)
             report = run_answers(
                 dataset_dir, questions_file=questions, limit=limit, preset=preset, model=model,
-                out_dir=target, cache_dir=cache_dir,
+                out_dir=target, cache_dir=cache_dir, settings=settings, min_support=min_support,
                 on_question=lambda done, total: bar.update(task, completed=done, total=total),
             )  # fmt: skip
         data = report.to_dict()
-        (target / "report.json").write_text(json.dumps(data, indent=2) + "\n")
+        command = ["rag", "eval", "answers", str(dataset_dir)]
+        for flag, value in (("--questions", questions), ("--limit", limit), ("--preset", preset),
+                            ("--model", model), ("--out", out_dir), ("--cache-dir", cache_dir),
+                            ("--min-evidence", min_evidence),
+                            ("--min-support", min_support or None)):  # fmt: skip
+            if value is not None:
+                command += [flag, str(value)]
+        written = write_answers_report(data, target, shlex.join(command))
+        for warning in written.warnings:
+            err.print(f"[yellow]warning:[/] {warning}", markup=True, highlight=False)
         if as_json:
             print_json(data)
             return 0
@@ -270,7 +295,8 @@ def answers(
                     "abstain_recall", "citation_precision", "citation_recall", "support_rate",
                     "seconds_mean"):  # fmt: skip
             out.print(f"{key:<20} {data[key]}")
-        out.print(f"wrote {target / 'report.json'} and {target / 'answers.jsonl'}")
+        files = [written.json, written.markdown, *written.charts, target / "answers.jsonl"]
+        out.print("wrote " + ", ".join(str(f) for f in files))
         return 0
 
     raise typer.Exit(run_command(work, debug))

@@ -60,3 +60,27 @@ def test_cli_answers_runs_resumes_and_prints_json(tmp_path):
     again = CliRunner().invoke(app, args)
     assert again.exit_code == 0 and json.loads(again.stdout)["f1"] == data["f1"]
     assert len(log.read_text().splitlines()) == 2, "a re-run reuses the recorded answers"
+
+
+def test_support_sweep_abstains_on_weakly_supported_answers_only():
+    records = [_record(id="a", support=0.9), _record(id="b", support=0.65)]
+    strict = score(records, threshold=0.0, min_support=0.7)
+    assert strict.answered_rate == 0.5
+    sweep = {round(p["min_support"], 2): p for p in strict.support_curve}
+    assert sweep[0.6]["answerable_recall"] == 1.0 and sweep[0.95]["answerable_recall"] == 0.0
+
+
+def test_answers_report_writes_tables_and_curve(tmp_path):
+    from rag.eval.answers_report import write_answers_report
+
+    records = [_record(id="a", answer="38 microamps [1]."),
+               _record(id="b", is_impossible=True, gold_answers=[], gold_doc_ids=[],
+                       evidence=0.1)]  # fmt: skip
+    report = score(records, threshold=0.3)
+    report.dataset = "demo"
+    files = write_answers_report(report.to_dict(), tmp_path, "rag eval answers demo")
+    text = files.markdown.read_text()
+    assert "| exact match | 1.000 |" in text  # the [1] marker is not part of the answer
+    assert "## Evidence threshold" in text and "rag eval answers demo" in text
+    assert json.loads(files.json.read_text())["abstain_recall"] == 1.0
+    assert all(p.stat().st_size > 0 for p in files.charts)

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from rag.ask import AskSettings
+from rag.cite import CITATION
 from rag.config import IngestSettings
 from rag.errors import DatasetError
 from rag.eval.answer_metrics import exact_match, gold_contained, token_f1
@@ -76,7 +77,9 @@ class AnswersReport:
     completion_tokens_mean: float
     seconds_mean: float
     ttft_s_p50: float
+    min_support: float = 0.0
     curve: list[dict[str, float]] = field(default_factory=list)
+    support_curve: list[dict[str, float]] = field(default_factory=list)
     settings: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -110,6 +113,7 @@ def run_answers(
     out_dir: str | Path,
     settings: AskSettings | None = None,
     cache_dir: str | Path | None = None,
+    min_support: float = 0.0,
     on_question: Callable[[int, int], None] | None = None,
 ) -> AnswersReport:
     """Answer each question with open retrieval, resuming from `out_dir/answers.jsonl`."""
@@ -171,7 +175,7 @@ def run_answers(
                 records.append(record)
             if on_question:
                 on_question(i, len(questions))
-    report = score(records, threshold)
+    report = score(records, threshold, min_support)
     report.dataset = name
     report.settings = config
     return report
@@ -192,46 +196,62 @@ def _read_done(log: Path, key: str) -> dict[str, AnswerRecord]:
 
 
 def _prediction(record: AnswerRecord, abstained: bool) -> str:
+    """The answer text scored against the gold answers: citation markers removed."""
     if abstained:
         return ""
-    text = record.answer
+    text = CITATION.sub("", record.answer).strip()
     if record.gold_answers and set(a.lower() for a in record.gold_answers) <= YES_NO:
         words = [w.strip(".,;:!").lower() for w in text.split()]
         return next((w for w in words if w in YES_NO), text)
     return text
 
 
-def _decide(record: AnswerRecord, threshold: float) -> bool:
-    return record.abstained or record.evidence < threshold
+def _decide(record: AnswerRecord, threshold: float, min_support: float = 0.0) -> bool:
+    """Abstain when the pipeline did, the evidence is under `threshold` or no answer sentence
+    has at least `min_support` (only stricter than the run's own support threshold)."""
+    return record.abstained or record.evidence < threshold or record.support < min_support
+
+
+def _trade_off(records: list[AnswerRecord], threshold: float, min_support: float) -> dict:
+    impossible = [r for r in records if r.is_impossible]
+    answerable = [r for r in records if not r.is_impossible]
+    abst = [r for r in records if _decide(r, threshold, min_support)]
+    correct = [r for r in answerable if not _decide(r, threshold, min_support)
+               and gold_contained(_prediction(r, False), r.gold_answers)]  # fmt: skip
+    return {
+        "threshold": threshold,
+        "min_support": min_support,
+        "abstain_precision": _ratio(sum(r.is_impossible for r in abst), len(abst)),
+        "abstain_recall": _ratio(sum(_decide(r, threshold, min_support) for r in impossible),
+                                 len(impossible)),
+        "answerable_recall": _ratio(sum(not _decide(r, threshold, min_support)
+                                        for r in answerable), len(answerable)),
+        "gold_contained": _ratio(len(correct), len(answerable)),
+    }  # fmt: skip
 
 
 def _ratio(a: float, b: float) -> float:
     return round(a / b, 4) if b else 0.0
 
 
-def score(records: list[AnswerRecord], threshold: float) -> AnswersReport:
-    """Compute the metrics at `threshold`, plus the curve over a grid of thresholds."""
+def score(records: list[AnswerRecord], threshold: float, min_support: float = 0.0) -> AnswersReport:
+    """Compute the metrics at `threshold` (and `min_support`), plus the trade-off curves."""
+
+    def decide(r: AnswerRecord) -> bool:
+        return _decide(r, threshold, min_support)
+
     answerable = [r for r in records if not r.is_impossible]
     impossible = [r for r in records if r.is_impossible]
-    abstained = [r for r in records if _decide(r, threshold)]
-    answered = [r for r in answerable if not _decide(r, threshold)]
-    em = [exact_match(_prediction(r, _decide(r, threshold)), r.gold_answers) for r in answerable]
-    f1 = [token_f1(_prediction(r, _decide(r, threshold)), r.gold_answers) for r in answerable]
-    contained = [gold_contained(_prediction(r, _decide(r, threshold)), r.gold_answers)
-                 for r in answerable]  # fmt: skip
+    abstained = [r for r in records if decide(r)]
+    answered = [r for r in answerable if not decide(r)]
+    em = [exact_match(_prediction(r, decide(r)), r.gold_answers) for r in answerable]
+    f1 = [token_f1(_prediction(r, decide(r)), r.gold_answers) for r in answerable]
+    contained = [gold_contained(_prediction(r, decide(r)), r.gold_answers) for r in answerable]
     cited = [(r, d) for r in answered for d in r.cited_docs]
-    sentences = sum(r.sentences for r in records if not _decide(r, threshold))
-    supported = sum(r.supported_sentences for r in records if not _decide(r, threshold))
-    curve = []
-    for t in [i / 100 for i in range(0, 80, 2)]:
-        abst = [r for r in records if _decide(r, t)]
-        curve.append({
-            "threshold": t,
-            "abstain_precision": _ratio(sum(r.is_impossible for r in abst), len(abst)),
-            "abstain_recall": _ratio(sum(_decide(r, t) for r in impossible), len(impossible)),
-            "answerable_recall": _ratio(sum(not _decide(r, t) for r in answerable),
-                                        len(answerable)),
-        })  # fmt: skip
+    sentences = sum(r.sentences for r in records if not decide(r))
+    supported = sum(r.supported_sentences for r in records if not decide(r))
+    curve = [_trade_off(records, i / 100, min_support) for i in range(0, 80, 2)]
+    support_curve = [_trade_off(records, threshold, i / 100) for i in range(0, 100, 5)]
     return AnswersReport(
         dataset="",
         questions=len(records),
@@ -243,7 +263,7 @@ def score(records: list[AnswerRecord], threshold: float) -> AnswersReport:
         gold_contained=_ratio(sum(contained), len(contained)),
         answered_rate=_ratio(len(answered), len(answerable)),
         abstain_precision=_ratio(sum(r.is_impossible for r in abstained), len(abstained)),
-        abstain_recall=_ratio(sum(_decide(r, threshold) for r in impossible), len(impossible)),
+        abstain_recall=_ratio(sum(decide(r) for r in impossible), len(impossible)),
         citation_precision=_ratio(sum(d in r.gold_doc_ids for r, d in cited), len(cited)),
         citation_recall=_ratio(
             sum(any(d in r.gold_doc_ids for d in r.cited_docs) for r in answered), len(answered)
@@ -258,5 +278,7 @@ def score(records: list[AnswerRecord], threshold: float) -> AnswersReport:
         else 0.0,
         seconds_mean=round(statistics.fmean([r.total_s for r in records]), 2) if records else 0.0,
         ttft_s_p50=round(statistics.median([r.ttft_s for r in records]), 3) if records else 0.0,
+        min_support=min_support,
         curve=curve,
+        support_curve=support_curve,
     )
