@@ -30,6 +30,19 @@ IndexOption = Annotated[
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 DebugOption = Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")]
+RerankerOption = Annotated[
+    str | None,
+    typer.Option(
+        "--reranker",
+        help="Rerank the fused candidates: 'sentence' (best-sentence similarity, helps Q&A "
+        "style text) or the path of a local cross-encoder folder. Default: none.",
+        show_default=False,
+    ),
+]
+FusionOption = Annotated[
+    str,
+    typer.Option(help="How BM25 and dense results are fused: zscore, rrf or minmax."),
+]
 
 
 
@@ -117,6 +130,8 @@ def search(
             "--type", help="Only these file types (txt, md, html, pdf, jsonl); repeatable."
         ),
     ] = None,
+    reranker: RerankerOption = None,
+    fusion: FusionOption = "zscore",
     no_rerank: Annotated[bool, typer.Option("--no-rerank", help="Skip the rerank stage.")] = False,
     explain: Annotated[
         bool, typer.Option("--explain", help="Show each stage's rank and score, and compression.")
@@ -131,7 +146,7 @@ def search(
     from rag.index import Index
 
     def work() -> int:
-        idx = Index(index)
+        idx = Index(index, reranker=reranker, fusion=fusion)
         hits = idx.search(
             query, k, mode=mode, path_glob=path, kinds=kind or (), rerank=not no_rerank
         )
@@ -202,6 +217,8 @@ def ask(
     quotes: Annotated[
         bool, typer.Option(help="Show the supporting passage under each sentence.")
     ] = False,
+    reranker: RerankerOption = None,
+    fusion: FusionOption = "zscore",
     as_json: JsonOption = False,
     debug: DebugOption = False,
 ) -> None:
@@ -220,7 +237,7 @@ def ask(
             temperature=temperature, top_p=top_p, top_k=top_k, seed=seed,
             max_tokens=max_tokens, strict=strict,
         )  # fmt: skip
-        idx = Index(index)
+        idx = Index(index, reranker=reranker, fusion=fusion)
         answer = _answer(idx, question, preset, model, settings, stream=not as_json)
         if as_json:
             print_json(answer.to_dict())

@@ -38,12 +38,14 @@ class Index:
         *,
         embedder: str | Path | Embedder | None = None,
         settings: IngestSettings | None = None,
-        reranker: Reranker | None = None,
+        reranker: Reranker | str | None = None,
+        fusion: str = "zscore",
     ) -> None:
         self.path = Path(path).expanduser() if path is not None else default_index_dir()
         self.settings = settings or IngestSettings()
         self._embedder_spec = embedder
         self._reranker = reranker
+        self.fusion = fusion
 
     @cached_property
     def embedder(self) -> Embedder:
@@ -159,10 +161,19 @@ class Index:
     @cached_property
     def retriever(self) -> Retriever:
         """The retriever over this index (keeps BM25 and FAISS loaded between searches)."""
-        return Retriever(self._store(create=False), self.embedder, reranker=self.reranker)
+        return Retriever(
+            self._store(create=False), self.embedder, reranker=self.reranker, fusion=self.fusion
+        )
 
-    @property
+    @cached_property
     def reranker(self) -> Reranker | None:
+        """The rerank stage: the one given, or the one named ("none", "sentence", a folder)."""
+        if self._reranker is None:
+            return None
+        if isinstance(self._reranker, str):
+            from rag.rerank import load_reranker
+
+            return load_reranker(self._reranker, self.embedder)
         return self._reranker
 
     def generator(

@@ -108,3 +108,41 @@ def test_cross_encoder_reranker_scores_hits_from_a_local_folder(tiny_cross_encod
 def test_cross_encoder_reranker_needs_a_model_folder(tmp_path: Path) -> None:
     with pytest.raises(ModelNotFoundError, match="no config.json"):
         CrossEncoderReranker(tmp_path)
+
+
+def test_load_reranker_by_name_or_folder(embedder, tiny_cross_encoder: Path, tmp_path: Path):
+    from rag.rerank import load_reranker
+
+    assert load_reranker(None, embedder) is None and load_reranker("none", embedder) is None
+    assert isinstance(load_reranker("sentence", embedder), SentenceReranker)
+    assert isinstance(load_reranker(str(tiny_cross_encoder), embedder), CrossEncoderReranker)
+    with pytest.raises(ConfigError, match="'none', 'sentence' or the path"):
+        load_reranker(str(tmp_path / "missing"), embedder)
+
+
+def test_search_cli_json_and_named_reranker(tmp_path: Path, embedder) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from rag_cli.main import app
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "eiffel.md").write_text("# Eiffel Tower\n\n" + ANSWER)
+    (docs / "paris.md").write_text("# Paris\n\n" + TOPICAL)
+    index = str(tmp_path / "index")
+    assert CliRunner().invoke(app, ["ingest", str(docs), "--index", index]).exit_code == 0
+    args = ["search", "How tall is the Eiffel Tower?", "--index", index, "--json"]
+    plain = json.loads(CliRunner().invoke(app, args).stdout)
+    assert plain[0]["path"].endswith("eiffel.md")
+    for key in ("path", "page", "start", "end", "text", "score", "bm25_rank", "dense_rank",
+                "fused_rank"):  # fmt: skip
+        assert key in plain[0]
+    assert all(h["rerank_score"] is None for h in plain)
+    reranked = json.loads(CliRunner().invoke(app, [*args, "--reranker", "sentence"]).stdout)
+    assert all(h["rerank_score"] is not None for h in reranked)
+    rrf = json.loads(CliRunner().invoke(app, [*args, "--fusion", "rrf"]).stdout)
+    assert rrf[0]["score"] < 0.1  # reciprocal-rank scores, not z-scores
+    bad = CliRunner().invoke(app, [*args, "--reranker", str(tmp_path / "nope")])
+    assert bad.exit_code == 2 and "unknown reranker" in bad.output
