@@ -3,7 +3,7 @@
 For every answerable question of a QA set, runs the real retrieval → compression → packing of
 `rag.ask.Asker` (no generation) at several context budgets, counted with the generator's own
 tokenizer, and prints how often the gold passage is among the sources the model would read,
-with the mean tokens and sources packed. Prefill time is proportional to those tokens, so this
+and how often a gold answer string is in their text, with the mean tokens and sources packed. Prefill time is proportional to those tokens, so this
 picks the smallest budget that keeps the evidence:
 
     HF_HUB_OFFLINE=1 .venv/bin/python evals/research_context_budget.py \\
@@ -29,6 +29,8 @@ def main() -> None:
     parser.add_argument("--candidates", type=int, default=AskSettings().candidates)
     parser.add_argument("--preset", default=None, help="generator preset (its tokenizer counts)")
     parser.add_argument("--cache-dir", default=None, help="eval index cache (as rag eval)")
+    parser.add_argument("--compare-compression", action="store_true",
+                        help="also pack whole passages (compression off) at each budget")
     args = parser.parse_args()
 
     _, corpus, questions = load_questions(args.dataset, args.questions)
@@ -37,22 +39,27 @@ def main() -> None:
     answerable = [q for q in questions if not q.is_impossible]
     print(f"{args.dataset.name}: {len(answerable)} answerable questions, "
           f"{args.candidates} candidates, model {generator.model_path.name}")
-    print("| context budget | gold passage in sources | mean tokens packed | mean sources |")
-    print("|---|---|---|---|")
-    for budget in args.budgets:
-        settings = AskSettings(context_tokens=budget, candidates=args.candidates)
+    print("| context budget | compression | gold passage in sources | gold answer in sources "
+          "| mean tokens packed | mean sources |")
+    print("|---|---|---|---|---|---|")
+    modes = (True, False) if args.compare_compression else (True,)
+    for budget, compress in [(b, c) for b in args.budgets for c in modes]:
+        settings = AskSettings(context_tokens=budget, candidates=args.candidates,
+                               compress=compress)  # fmt: skip
         asker = Asker(cached.index.retriever, generator, settings)
-        found = tokens = sources = 0
+        found = answer_found = tokens = sources = 0
         for q in answerable:
             hits = asker.retriever.search(q.question, k=settings.candidates, mode="hybrid")
             packed, used, _ = asker._build_sources(q.question, hits, settings)
             docs = {cached.doc_id(s.path) for s in packed}
             found += any(d in q.gold_doc_ids for d in docs)
+            text = " ".join(s.text for s in packed).lower()
+            answer_found += any(a.lower() in text for a in q.answers)
             tokens += used
             sources += len(packed)
         n = len(answerable)
-        print(f"| {budget} | {found / n:.3f} | {tokens / n:.0f} | {sources / n:.1f} |",
-              flush=True)
+        print(f"| {budget} | {'on' if compress else 'off'} | {found / n:.3f} "
+              f"| {answer_found / n:.3f} | {tokens / n:.0f} | {sources / n:.1f} |", flush=True)
 
 
 if __name__ == "__main__":
