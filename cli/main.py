@@ -217,6 +217,13 @@ def ask(
     quotes: Annotated[
         bool, typer.Option(help="Show the supporting passage under each sentence.")
     ] = False,
+    output: Annotated[
+        str,
+        typer.Option(
+            help="auto (the model preset's choice), text (streamed) or json (the model must "
+            "answer in constrained JSON: steadier for small models, shown when complete)."
+        ),
+    ] = "auto",
     reranker: RerankerOption = None,
     fusion: FusionOption = "zscore",
     as_json: JsonOption = False,
@@ -235,7 +242,7 @@ def ask(
     def work() -> int:
         settings = AskSettings(
             temperature=temperature, top_p=top_p, top_k=top_k, seed=seed,
-            max_tokens=max_tokens, strict=strict,
+            max_tokens=max_tokens, strict=strict, output=output,
         )  # fmt: skip
         idx = Index(index, reranker=reranker, fusion=fusion)
         answer = _answer(idx, question, preset, model, settings, stream=not as_json)

@@ -6,6 +6,7 @@ answer, or an answer its sources do not support all end in "not found in your do
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
     from rag.retrieve import Hit, Retriever
 
 NOT_FOUND = "Not found in your documents."
+OUTPUTS = ("auto", "text", "json")
+JSON_PROMPT = "answer-json-v1"
 
 
 @dataclass(frozen=True)
@@ -41,8 +44,12 @@ class AskSettings:
     top_k: int = 40
     seed: int | None = None
     prompt: str = DEFAULT_PROMPT
+    output: str = "auto"  # "text", "json" (constrained), or "auto": the preset's choice
+    json_prompt: str = JSON_PROMPT
 
     def __post_init__(self) -> None:
+        if self.output not in OUTPUTS:
+            raise ConfigError(f"output={self.output!r} must be one of {', '.join(OUTPUTS)}")
         if self.max_tokens < 1:
             raise ConfigError(f"max_tokens={self.max_tokens} must be at least 1")
         if self.candidates < 1:
@@ -135,10 +142,14 @@ class Asker:
         retriever: Retriever,
         generator: Generator,
         settings: AskSettings | None = None,
+        *,
+        structured: bool = False,
     ) -> None:
+        """`structured` is what output="auto" means: constrained JSON for models that need it."""
         self.retriever = retriever
         self.generator = generator
         self.settings = settings or AskSettings()
+        self.structured = structured
         self.checker = CitationChecker(retriever.embedder, self.settings.support_threshold)
 
     def ask(
@@ -182,24 +193,30 @@ class Asker:
         if not sources:
             return self._abstain(question, "no passage fits the context", self._sources(hits[:3]),
                                  Usage(stages_s=stages))  # fmt: skip
-        template = load_prompt(cfg.prompt)
+        structured = cfg.output == "json" or (cfg.output == "auto" and self.structured)
+        template = load_prompt(cfg.json_prompt if structured else cfg.prompt)
         context = "\n\n".join(format_source(s.n, s.location, s.text) for s in sources)
         messages = template.messages(context, question)
         event("reading", {"sources": len(sources), "tokens": used})
         mark = time.perf_counter()
+        response_format = _answer_schema(len(sources)) if structured else None
         pieces: list[str] = []
         for piece in self.generator.stream(
             messages, cfg.max_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
-            top_k=cfg.top_k, seed=cfg.seed,
+            top_k=cfg.top_k, seed=cfg.seed, response_format=response_format,
         ):  # fmt: skip
             if not pieces:
                 event("answering", {})
             pieces.append(piece)
-            if on_token:
+            if on_token and not structured:
                 on_token(piece)
         generation = self.generator.last
         stages["generate"] = time.perf_counter() - mark
         raw = "".join(pieces).strip()
+        if structured:
+            raw = _from_json(raw)
+            if on_token and raw:
+                on_token(raw)
         usage = Usage(
             prompt_tokens=generation.prompt_tokens if generation else 0,
             completion_tokens=generation.completion_tokens if generation else 0,
@@ -279,6 +296,44 @@ class Asker:
     ) -> Answer:
         return Answer(question, NOT_FOUND, True, reason, [], [], "complete", usage, raw,
                       nearest=nearest)  # fmt: skip
+
+
+def _answer_schema(n_sources: int) -> dict:
+    """The JSON shape a structured answer must take: source ids limited to those given."""
+    return {
+        "type": "json_object",
+        "schema": {
+            "type": "object",
+            "properties": {
+                "found": {"type": "boolean"},
+                "answer": {"type": "string"},  # maxLength makes llama.cpp's grammar crawl
+                "sources": {
+                    "type": "array",
+                    "items": {"type": "integer", "enum": list(range(1, n_sources + 1))},
+                    "maxItems": 3,
+                },
+            },
+            "required": ["found", "answer", "sources"],
+        },
+    }
+
+
+def _from_json(raw: str) -> str:
+    """Turn a structured answer into "answer [n]" text; NOT FOUND when it found nothing.
+
+    A reply cut off by max_tokens is not valid JSON: it counts as no answer.
+    """
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError:
+        return ""
+    if not isinstance(data, dict):
+        return ""
+    answer = str(data.get("answer") or "").strip()
+    if not data.get("found") or not answer:
+        return NOT_FOUND_MARKER
+    cited = [n for n in data.get("sources") or [] if isinstance(n, int)]
+    return answer + "".join(f" [{n}]" for n in dict.fromkeys(cited))
 
 
 @dataclass

@@ -50,6 +50,7 @@ class ModelPreset:
     size: int
     sha256: str
     context_length: int
+    structured: bool = False  # answers only well under constrained JSON output (rag.ask)
     licence: str = "Apache-2.0"
 
     @property
@@ -88,6 +89,7 @@ PRESETS: dict[str, ModelPreset] = {
             size=491_400_064,
             sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
             context_length=32_768,
+            structured=True,
         ),
         ModelPreset(
             name="tiny",
@@ -163,6 +165,18 @@ def resolve_model(preset: str | None = None, path: str | Path | None = None) -> 
             return check_gguf(env)
         preset = env or DEFAULT_PRESET
     return preset_path(get_preset(preset))
+
+
+def preset_for(preset: str | None = None, path: str | Path | None = None) -> ModelPreset | None:
+    """Return the preset `resolve_model(preset, path)` would use, or None for a local file."""
+    if path is not None:
+        return None
+    if preset is None:
+        env = os.environ.get(MODEL_ENV, "").strip()
+        if env and env not in PRESETS:
+            return None
+        preset = env or DEFAULT_PRESET
+    return get_preset(preset)
 
 
 def preset_path(preset: ModelPreset) -> Path:

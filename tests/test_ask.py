@@ -103,3 +103,43 @@ def test_cli_ask_json_shape(index, monkeypatch):
     assert {"prompt_tokens", "completion_tokens", "ttft_s", "total_s"} <= data["usage"].keys()
     for source in data["sources"]:
         assert {"n", "path", "page", "start", "end", "text"} <= source.keys()
+
+
+def test_structured_output_is_constrained_json_turned_into_cited_text(index):
+    settings = AskSettings(output="json", min_evidence=0.0, max_tokens=48)
+    generator = index.generator("tiny")
+    streamed: list[str] = []
+    answer = Asker(index.retriever, generator, settings).ask(
+        "How long does the K9 battery last?", on_token=streamed.append
+    )
+    assert generator.last is not None and generator.last.completion_tokens > 0
+    assert not answer.raw_answer.lstrip().startswith("{"), "JSON is turned into text"
+    valid = {s.n for s in answer.sources}
+    assert all(n in valid for s in answer.sentences for n in s.citations)
+    if answer.abstained:
+        assert answer.answer == "Not found in your documents."
+    else:
+        assert streamed == [answer.raw_answer]  # shown once, when the JSON is complete
+
+
+def test_structured_answers_parse_found_answer_and_sources():
+    from rag.ask import _answer_schema, _from_json
+
+    assert _from_json('{"found": true, "answer": "41 months", "sources": [2, 2, 1]}') == (
+        "41 months [2] [1]"
+    )
+    assert _from_json('{"found": false, "answer": "", "sources": []}') == "NOT FOUND"
+    assert _from_json('{"found": true, "answer": "", "sources": [1]}') == "NOT FOUND"
+    assert _from_json('{"found": true, "answer": "41 mon') == ""  # cut off by max_tokens
+    assert _from_json("[1, 2]") == ""
+    schema = _answer_schema(3)["schema"]
+    assert schema["properties"]["sources"]["items"]["enum"] == [1, 2, 3]
+
+
+def test_fast_preset_answers_in_structured_mode_by_default():
+    from rag.models import preset_for
+
+    assert preset_for("fast").structured and not preset_for("default").structured
+    assert preset_for(None, "/models/any.gguf") is None
+    with pytest.raises(Exception, match="output="):
+        AskSettings(output="yaml")

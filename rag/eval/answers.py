@@ -26,6 +26,7 @@ from rag.errors import DatasetError
 from rag.eval.answer_metrics import exact_match, gold_contained, token_f1
 from rag.eval.cache import Corpus, open_cached_index
 from rag.eval.datasets import QAQuestion, load_labelled, load_qa
+from rag.models import preset_for
 
 YES_NO = {"yes", "no", "maybe"}
 
@@ -127,13 +128,20 @@ def run_answers(
     out.mkdir(parents=True, exist_ok=True)
     cached = open_cached_index(corpus, IngestSettings(), cache_dir=cache_dir)
     generator = cached.index.generator(preset, model)
-    config = {"model": generator.model_path.name, "settings": asdict(run_settings)}
+    chosen = preset_for(preset, model)
+    structured = chosen.structured if chosen is not None else False
+    config: dict[str, object] = {
+        "model": generator.model_path.name,
+        "settings": _key_settings(run_settings),
+    }
+    if structured and run_settings.output == "auto":
+        config["structured"] = True
     key = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
     log = out / "answers.jsonl"
     done = _read_done(log, key)
     from rag.ask import Asker
 
-    asker = Asker(cached.index.retriever, generator, run_settings)
+    asker = Asker(cached.index.retriever, generator, run_settings, structured=structured)
     records = []
     with log.open("a", encoding="utf-8") as handle:
         for i, q in enumerate(questions, start=1):
@@ -179,6 +187,19 @@ def run_answers(
     report.dataset = name
     report.settings = config
     return report
+
+
+# Settings added after runs were first logged: they enter the run key only when changed, so
+# logs written before them stay resumable.
+_LATER_FIELDS = {"output": "auto", "json_prompt": "answer-json-v1"}
+
+
+def _key_settings(settings: AskSettings) -> dict:
+    data = asdict(settings)
+    for name, default in _LATER_FIELDS.items():
+        if data.get(name) == default:
+            data.pop(name)
+    return data
 
 
 def _read_done(log: Path, key: str) -> dict[str, AnswerRecord]:
