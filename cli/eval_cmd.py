@@ -17,6 +17,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from rag_cli.options import IndexOption
 from rag_cli.output import IngestBar, err, out, print_json, run_command
 
 if TYPE_CHECKING:
@@ -304,14 +305,7 @@ def answers(
 
 @eval_app.command()
 def probes(
-    index: Annotated[
-        Path | None,
-        typer.Option(
-            "--index",
-            help="Index directory. Default: $RAG_HOME/index, else the platform's user data dir.",
-            show_default=False,
-        ),
-    ] = None,
+    index: IndexOption = None,
     n: Annotated[
         int | None,
         typer.Option(

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from rag_cli.options import DebugOption, FusionOption, IndexOption, JsonOption, RerankerOption
 from rag_cli.output import IngestBar, err, out, print_json, run_command
 
 app = typer.Typer(
@@ -19,31 +20,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-
-IndexOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--index",
-        help="Index directory. Default: $RAG_HOME/index, else the platform's user data dir.",
-        show_default=False,
-    ),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
-DebugOption = Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")]
-RerankerOption = Annotated[
-    str | None,
-    typer.Option(
-        "--reranker",
-        help="Rerank the fused candidates: 'sentence' (best-sentence similarity, helps Q&A "
-        "style text) or the path of a local cross-encoder folder. Default: none.",
-        show_default=False,
-    ),
-]
-FusionOption = Annotated[
-    str,
-    typer.Option(help="How BM25 and dense results are fused: zscore, rrf or minmax."),
-]
-
 
 
 @app.command()
