@@ -244,6 +244,9 @@ def answers(
         float,
         typer.Option(help="Also abstain when no answer sentence has this much support."),
     ] = 0.0,
+    output: Annotated[
+        str, typer.Option(help="Answer format, as rag ask --output: auto, text or json.")
+    ] = "auto",
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON object on stdout.")
     ] = False,
@@ -270,9 +273,9 @@ def answers(
             console=err, transient=True, disable=not err.is_terminal,
         ) as bar:  # fmt: skip
             task = bar.add_task("answers", total=None)
-            settings = AskSettings()
+            settings = AskSettings(output=output)
             if min_evidence is not None:
-                settings = AskSettings(min_evidence=min_evidence)
+                settings = AskSettings(min_evidence=min_evidence, output=output)
             report = run_answers(
                 dataset_dir, questions_file=questions, limit=limit, preset=preset, model=model,
                 out_dir=target, cache_dir=cache_dir, settings=settings, min_support=min_support,
@@ -283,7 +286,8 @@ def answers(
         for flag, value in (("--questions", questions), ("--limit", limit), ("--preset", preset),
                             ("--model", model), ("--out", out_dir), ("--cache-dir", cache_dir),
                             ("--min-evidence", min_evidence),
-                            ("--min-support", min_support or None)):  # fmt: skip
+                            ("--min-support", min_support or None),
+                            ("--output", None if output == "auto" else output)):  # fmt: skip
             if value is not None:
                 command += [flag, str(value)]
         written = write_answers_report(data, target, shlex.join(command))
