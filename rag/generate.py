@@ -353,8 +353,9 @@ class Generator:
         if key not in self._grammars:
             if schema is None:
                 self._grammars[key] = LlamaGrammar.from_string(JSON_GBNF, verbose=False)
-            else:
-                self._grammars[key] = LlamaGrammar.from_json_schema(key, verbose=False)
+            else:  # properties keep their order: the model writes them in schema order
+                self._grammars[key] = LlamaGrammar.from_json_schema(json.dumps(schema),
+                                                                    verbose=False)  # fmt: skip
         return self._grammars[key]
 
 
