@@ -212,12 +212,10 @@ class Index:
 
         if not question.strip():
             raise ConfigError("the question is empty")
-        from rag.models import preset_for
+        from rag.models import wants_structured
 
-        chosen = preset_for(preset, model)
-        structured = chosen.structured if chosen is not None else False
         asker = Asker(self.retriever, self.generator(preset, model), settings,
-                      structured=structured)  # fmt: skip
+                      structured=wants_structured(preset, model))  # fmt: skip
         return asker.ask(question, on_token=on_token, on_event=on_event)
 
     def status(self) -> StoreStats:

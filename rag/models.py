@@ -179,6 +179,12 @@ def preset_for(preset: str | None = None, path: str | Path | None = None) -> Mod
     return get_preset(preset)
 
 
+def wants_structured(preset: str | None = None, path: str | Path | None = None) -> bool:
+    """Tell whether the model `resolve_model(preset, path)` picks answers in constrained JSON."""
+    chosen = preset_for(preset, path)
+    return chosen.structured if chosen is not None else False
+
+
 def preset_path(preset: ModelPreset) -> Path:
     """Return the GGUF file of an installed preset, assembling it if it is split."""
     parts = find_parts(preset)

@@ -26,7 +26,7 @@ from rag.errors import DatasetError
 from rag.eval.answer_metrics import exact_match, gold_contained, token_f1
 from rag.eval.cache import Corpus, open_cached_index
 from rag.eval.datasets import QAQuestion, load_labelled, load_qa
-from rag.models import preset_for
+from rag.models import wants_structured
 
 YES_NO = {"yes", "no", "maybe"}
 
@@ -128,8 +128,7 @@ def run_answers(
     out.mkdir(parents=True, exist_ok=True)
     cached = open_cached_index(corpus, IngestSettings(), cache_dir=cache_dir)
     generator = cached.index.generator(preset, model)
-    chosen = preset_for(preset, model)
-    structured = chosen.structured if chosen is not None else False
+    structured = wants_structured(preset, model)
     config: dict[str, object] = {
         "model": generator.model_path.name,
         "settings": _key_settings(run_settings),
