@@ -17,7 +17,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from rag_cli.options import IndexOption
+from rag_cli.options import DebugOption, IndexOption, JsonOption
 from rag_cli.output import IngestBar, err, out, print_json, run_command
 
 if TYPE_CHECKING:
@@ -136,9 +136,7 @@ def retrieval(
             show_default=False,
         ),
     ] = None,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print one JSON object on stdout.")
-    ] = False,
+    as_json: JsonOption = False,
     cache_dir: Annotated[
         Path | None,
         typer.Option(
@@ -146,7 +144,7 @@ def retrieval(
             show_default=False,
         ),
     ] = None,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")] = False,
+    debug: DebugOption = False,
 ) -> None:
     """Score search modes and chunk sizes on a dataset: nDCG, Recall, MRR, MAP, P, latency.
 
@@ -247,10 +245,8 @@ def answers(
     output: Annotated[
         str, typer.Option(help="Answer format, as rag ask --output: auto, text or json.")
     ] = "auto",
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print one JSON object on stdout.")
-    ] = False,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    as_json: JsonOption = False,
+    debug: DebugOption = False,
 ) -> None:
     """Ask every question with open retrieval and score answers, abstention and citations.
 
@@ -333,10 +329,8 @@ def probes(
     regenerate: Annotated[
         bool, typer.Option("--regenerate", help="Write new probes even if cached ones fit.")
     ] = False,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print one JSON object on stdout.")
-    ] = False,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    as_json: JsonOption = False,
+    debug: DebugOption = False,
 ) -> None:
     """Measure retrieval on your own index, no labels needed: recall@1, recall@k and MRR.
 
