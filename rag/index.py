@@ -133,9 +133,9 @@ class Index:
             items = probes.generate_probes(store, generator, n, seed, on_progress=on_progress)
             probe_set = probes.ProbeSet(seed, n, generator.model_path.name, probes.PROMPT, items)
             file.probe_set = probe_set
-            file.save(self.path)
+            file.save(self.path)  # the model's work is kept even if measuring fails
         result = probes.measure_probes(probe_set.probes, self.retriever, k)
-        previous, warning = probes.record(self.path, result, store)
+        previous, warning = probes.record(self.path, result, store, file=file)
         seconds = round(time.perf_counter() - started, 3)
         return probes.ProbeReport(
             str(self.path), probe_set, result, previous, warning, generated, seconds

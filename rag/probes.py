@@ -424,14 +424,20 @@ class ProbeFile:
 
 
 def record(
-    directory: Path, result: ProbeResult, store: Store, *, changed: int | None = None
+    directory: Path,
+    result: ProbeResult,
+    store: Store,
+    *,
+    changed: int | None = None,
+    file: ProbeFile | None = None,
 ) -> tuple[ProbeResult | None, str | None]:
     """Append `result` to the history in `directory`; return the previous one and any warning.
 
     `changed` is how many documents changed since the previous measurement (the ingest hook
-    knows it exactly); by default the documents re-indexed since then are counted.
+    knows it exactly); by default the documents re-indexed since then are counted. `file` is
+    the `probes.json` the caller already loaded, so it is not read twice.
     """
-    file = ProbeFile.load(directory)
+    file = file if file is not None else ProbeFile.load(directory)
     previous = file.previous(result.probe_set, result.k)
     if previous is not None and previous.generation != result.generation:
         result.changed = (
@@ -451,6 +457,6 @@ def remeasure(directory: Path, retriever: Retriever, changed: int | None = None)
         raise ConfigError(f"no probes in {directory}; run 'rag eval probes' first")
     k = file.history[-1].k if file.history else 5
     result = measure_probes(file.probe_set.probes, retriever, k)
-    previous, warning = record(directory, result, retriever.store, changed=changed)
+    previous, warning = record(directory, result, retriever.store, changed=changed, file=file)
     seconds = round(time.perf_counter() - started, 3)
     return ProbeReport(str(directory), file.probe_set, result, previous, warning, False, seconds)
