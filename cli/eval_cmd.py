@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -242,6 +243,14 @@ def answers(
         float,
         typer.Option(help="Also abstain when no answer sentence has this much support."),
     ] = 0.0,
+    min_found: Annotated[
+        float | None,
+        typer.Option(
+            help="Structured answers: score as if those with P(found) under this abstained. "
+            "Default: rag ask's.",
+            show_default=False,
+        ),
+    ] = None,
     output: Annotated[
         str, typer.Option(help="Answer format, as rag ask --output: auto, text or json.")
     ] = "auto",
@@ -271,7 +280,9 @@ def answers(
             task = bar.add_task("answers", total=None)
             settings = AskSettings(output=output)
             if min_evidence is not None:
-                settings = AskSettings(min_evidence=min_evidence, output=output)
+                settings = replace(settings, min_evidence=min_evidence)
+            if min_found is not None:
+                settings = replace(settings, min_found=min_found)
             report = run_answers(
                 dataset_dir, questions_file=questions, limit=limit, preset=preset, model=model,
                 out_dir=target, cache_dir=cache_dir, settings=settings, min_support=min_support,
@@ -283,6 +294,7 @@ def answers(
                             ("--model", model), ("--out", out_dir), ("--cache-dir", cache_dir),
                             ("--min-evidence", min_evidence),
                             ("--min-support", min_support or None),
+                            ("--min-found", min_found),
                             ("--output", None if output == "auto" else output)):  # fmt: skip
             if value is not None:
                 command += [flag, str(value)]

@@ -35,6 +35,7 @@ class AskSettings:
     max_tokens: int = 256
     context_tokens: int = 1000
     min_evidence: float = 0.25
+    min_found: float = 0.0  # structured answers: abstain when P(found=true) is under this
     support_threshold: float = 0.6
     compress: bool = True
     keep_ratio: float = 0.6
@@ -54,6 +55,8 @@ class AskSettings:
             raise ConfigError(f"max_tokens={self.max_tokens} must be at least 1")
         if self.candidates < 1:
             raise ConfigError(f"candidates={self.candidates} must be at least 1")
+        if not 0 <= self.min_found <= 1:
+            raise ConfigError(f"min_found={self.min_found} must be between 0 and 1")
         if not 0 <= self.temperature <= 2:
             raise ConfigError(f"temperature={self.temperature} must be between 0 and 2")
 
@@ -104,6 +107,7 @@ class Answer:
     removed_citations: list[int] = field(default_factory=list)
     nearest: list[Source] = field(default_factory=list)
     evidence: float = 0.0  # best dense similarity among retrieved passages
+    found_p: float | None = None  # structured answers: the model's P(the sources answer it)
 
     def to_dict(self) -> dict:
         """The `rag ask --json` shape."""
@@ -118,6 +122,7 @@ class Answer:
                     "support": s.support,
                     "supported": s.supported,
                     "repaired": s.repaired,
+                    "unsupporting_citations": s.unsupporting,
                 }  # fmt: skip
                 for s in self.sentences
             ],
@@ -128,6 +133,7 @@ class Answer:
             "usage": asdict(self.usage),
             "raw_answer": self.raw_answer,
             "evidence": self.evidence,
+            "found_p": self.found_p,
         }
 
 
@@ -200,12 +206,15 @@ class Asker:
         event("reading", {"sources": len(sources), "tokens": used})
         mark = time.perf_counter()
         response_format = _answer_schema(len(sources)) if structured else None
+        found_p = self._found_probability(messages) if structured else None  # prefills the cache
         pieces: list[str] = []
+        first_token_s = 0.0
         for piece in self.generator.stream(
             messages, cfg.max_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
             top_k=cfg.top_k, seed=cfg.seed, response_format=response_format,
         ):  # fmt: skip
             if not pieces:
+                first_token_s = time.perf_counter() - mark
                 event("answering", {})
             pieces.append(piece)
             if on_token and not structured:
@@ -221,9 +230,7 @@ class Asker:
             prompt_tokens=generation.prompt_tokens if generation else 0,
             completion_tokens=generation.completion_tokens if generation else 0,
             ttft_s=round(
-                stages["retrieve"]
-                + stages["compress_pack"]
-                + (generation.ttft_s if generation else 0.0),
+                stages["retrieve"] + stages["compress_pack"] + first_token_s,
                 4,
             ),  # fmt: skip
             context_tokens=used,
@@ -231,24 +238,38 @@ class Asker:
             stages_s=stages,
         )
         stop_reason = generation.stop_reason if generation else "complete"
+        if found_p is not None and found_p < cfg.min_found:
+            answer = self._abstain(question, "the model is not confident the sources answer it",
+                                   sources, usage, raw)  # fmt: skip
+            answer.stop_reason, answer.found_p = stop_reason, found_p
+            return answer
         if NOT_FOUND_MARKER.lower() in raw.lower() or not raw:
             answer = self._abstain(question, "the model found no answer in the sources",
                                    sources, usage, raw)  # fmt: skip
-            answer.stop_reason = stop_reason
+            answer.stop_reason, answer.found_p = stop_reason, found_p
             return answer
         mark = time.perf_counter()
-        checked = self.checker.check(raw, [SourceText(s.n, s.text) for s in sources])
+        checked = self.checker.check(raw, [SourceText(s.n, s.text) for s in sources], question)
         stages["verify"] = time.perf_counter() - mark
         removed = sorted({n for s in checked for n in s.invalid})
         if not any(s.supported for s in checked):
             answer = self._abstain(question, "the answer is not supported by the sources",
                                    sources, usage, raw)  # fmt: skip
-            answer.stop_reason = stop_reason
+            answer.stop_reason, answer.found_p = stop_reason, found_p
             return answer
         kept = [s for s in checked if s.supported or not cfg.strict]
         text = " ".join(s.text.rstrip() + "".join(f" [{n}]" for n in s.citations) for s in kept)
         return Answer(question, text, False, None, kept, sources, stop_reason, usage, raw,
-                      removed)  # fmt: skip
+                      removed, found_p=found_p)  # fmt: skip
+
+    def _found_probability(self, messages: list[dict[str, str]]) -> float:
+        """P(found=true) as the model sees it, read from its next-token distribution at the
+        start of a structured reply (greedy decoding almost always writes true)."""
+        yes, yes_bare, no, no_bare = self.generator.next_token_probabilities(
+            messages, '{"found":', [" true", "true", " false", "false"]
+        )
+        total = yes + yes_bare + no + no_bare
+        return round((yes + yes_bare) / total, 4) if total > 0 else 0.0
 
     def _build_sources(
         self, question: str, hits: list[Hit], cfg: AskSettings

@@ -226,6 +226,45 @@ class Generator:
         self._active = run
         return run
 
+    def next_token_probabilities(
+        self, messages: Sequence[Message], reply_start: str, options: Sequence[str]
+    ) -> list[float]:
+        """Return the model's probability of each option's first token right after the reply
+        has begun with `reply_start` (e.g. '{"found":' and [" true", " false"]).
+
+        Reuses the prompt already in the cache, so after a `stream` of the same messages (or
+        before one) this costs only the few tokens of `reply_start`.
+        """
+        import numpy as np
+
+        tokens = self._prompt_tokens(messages)[0] + self._tokenize(reply_start, special=False)
+        if len(tokens) >= self.n_ctx:
+            raise ContextOverflowError(
+                f"prompt ({len(tokens):,} tokens) does not fit the context window "
+                f"(n_ctx={self.n_ctx:,}); shorten the prompt or raise n_ctx"
+            )
+        firsts = []
+        for option in options:
+            ids = self._tokenize(option, special=False)
+            if not ids:
+                raise ConfigError(f"option {option!r} has no tokens")
+            firsts.append(ids[0])
+        self._end_active()
+        llama = self._llama
+        cached = llama._input_ids[: llama.n_tokens].tolist()
+        same = 0
+        for a, b in zip(cached, tokens[:-1], strict=False):  # the last token is always re-run
+            if a != b:
+                break
+            same += 1
+        llama.n_tokens = same
+        llama.eval(tokens[same:])
+        last = self._llama_cpp.llama_get_logits_ith(llama._ctx.ctx, -1)
+        logits = np.ctypeslib.as_array(last, shape=(llama.n_vocab(),)).astype(np.float64)
+        logits -= logits.max()
+        probabilities = np.exp(logits) / np.exp(logits).sum()
+        return [float(probabilities[t]) for t in firsts]
+
     def generate(
         self, messages: Sequence[Message], max_tokens: int = 512, **kwargs: Any
     ) -> Generation:

@@ -84,3 +84,21 @@ def test_answers_report_writes_tables_and_curve(tmp_path):
     assert "## Evidence threshold" in text and "rag eval answers demo" in text
     assert json.loads(files.json.read_text())["abstain_recall"] == 1.0
     assert all(p.stat().st_size > 0 for p in files.charts)
+
+
+def test_found_sweep_abstains_on_answers_the_model_doubted():
+    records = [
+        _record(id="a", found_p=0.999),
+        _record(id="b", found_p=0.6),
+        _record(id="c", is_impossible=True, gold_answers=[], gold_doc_ids=[], found_p=0.7),
+    ]
+    report = score(records, threshold=0.0, min_found=0.8)
+    assert report.answered_rate == 0.5 and report.abstain_recall == 1.0
+    assert report.abstain_precision == 0.5
+    sweep = {p["min_found"]: p for p in report.found_curve}
+    assert sweep[0.0]["abstain_recall"] == 0.0 and sweep[0.0]["answerable_recall"] == 1.0
+    assert sweep[0.9999]["answerable_recall"] == 0.0
+
+
+def test_text_answers_have_no_found_curve():
+    assert score([_record(id="a")], threshold=0.0).found_curve == []

@@ -52,6 +52,17 @@ def test_generate_returns_text_and_token_counts(gen: Generator) -> None:
 
 
 @pytest.mark.llm
+def test_next_token_probabilities_rank_the_greedy_token_first(gen: Generator) -> None:
+    first = gen.generate(QUESTION, max_tokens=1).text
+    other = "Banana" if first.strip() != "Banana" else "Zebra"
+    p_first, p_other = gen.next_token_probabilities(QUESTION, "", [first, other])
+    assert 0 < p_other < p_first <= 1
+    gen.generate([{"role": "user", "content": "Count to three."}], max_tokens=4)
+    again = gen.next_token_probabilities(QUESTION, "", [first, other])
+    assert again == pytest.approx([p_first, p_other], rel=1e-3), "the cache must not leak"
+
+
+@pytest.mark.llm
 def test_hitting_max_tokens_reports_truncated(gen: Generator) -> None:
     out = gen.generate(QUESTION, max_tokens=3)
     assert out.stop_reason == "truncated"

@@ -54,6 +54,7 @@ class AnswerRecord:
     total_s: float
     support: float = 0.0  # best support of any answer sentence (0 when there is none)
     raw_answer: str = ""  # what the model wrote, also when the pipeline abstained
+    found_p: float | None = None  # structured answers: the model's P(found=true)
 
 
 @dataclass
@@ -79,8 +80,10 @@ class AnswersReport:
     seconds_mean: float
     ttft_s_p50: float
     min_support: float = 0.0
+    min_found: float = 0.0
     curve: list[dict[str, float]] = field(default_factory=list)
     support_curve: list[dict[str, float]] = field(default_factory=list)
+    found_curve: list[dict[str, float]] = field(default_factory=list)
     settings: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -122,8 +125,8 @@ def run_answers(
     if limit is not None:
         questions = questions[:limit]
     settings = settings or AskSettings()
-    threshold = settings.min_evidence
-    run_settings = replace(settings, min_evidence=0.0)
+    threshold, min_found = settings.min_evidence, settings.min_found
+    run_settings = replace(settings, min_evidence=0.0, min_found=0.0)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     cached = open_cached_index(corpus, IngestSettings(), cache_dir=cache_dir)
@@ -175,6 +178,7 @@ def run_answers(
                     total_s=answer.usage.total_s,
                     support=max((s.support for s in sentences), default=0.0),
                     raw_answer=answer.raw_answer,
+                    found_p=answer.found_p,
                 )
                 handle.write(json.dumps({"key": key, **asdict(record)}) + "\n")
                 handle.flush()
@@ -182,7 +186,7 @@ def run_answers(
                 records.append(record)
             if on_question:
                 on_question(i, len(questions))
-    report = score(records, threshold, min_support)
+    report = score(records, threshold, min_support, min_found)
     report.dataset = name
     report.settings = config
     return report
@@ -190,7 +194,7 @@ def run_answers(
 
 # Settings added after runs were first logged: they enter the run key only when changed, so
 # logs written before them stay resumable.
-_LATER_FIELDS = {"output": "auto", "json_prompt": "answer-json-v1"}
+_LATER_FIELDS = {"output": "auto", "json_prompt": "answer-json-v1", "min_found": 0.0}
 
 
 def _key_settings(settings: AskSettings) -> dict:
@@ -226,39 +230,57 @@ def _prediction(record: AnswerRecord, abstained: bool) -> str:
     return text
 
 
-def _decide(record: AnswerRecord, threshold: float, min_support: float = 0.0) -> bool:
-    """Abstain when the pipeline did, the evidence is under `threshold` or no answer sentence
-    has at least `min_support` (only stricter than the run's own support threshold)."""
-    return record.abstained or record.evidence < threshold or record.support < min_support
+def _decide(
+    record: AnswerRecord, threshold: float, min_support: float = 0.0, min_found: float = 0.0
+) -> bool:
+    """Abstain when the pipeline did, the evidence is under `threshold`, no answer sentence
+    has at least `min_support` (only stricter than the run's own support threshold) or the
+    model's P(found) is under `min_found` (structured answers only)."""
+    return (
+        record.abstained
+        or record.evidence < threshold
+        or record.support < min_support
+        or (record.found_p is not None and record.found_p < min_found)
+    )
 
 
-def _trade_off(records: list[AnswerRecord], threshold: float, min_support: float) -> dict:
+def _trade_off(
+    records: list[AnswerRecord], threshold: float, min_support: float, min_found: float = 0.0
+) -> dict:
+    def decide(r: AnswerRecord) -> bool:
+        return _decide(r, threshold, min_support, min_found)
+
     impossible = [r for r in records if r.is_impossible]
     answerable = [r for r in records if not r.is_impossible]
-    abst = [r for r in records if _decide(r, threshold, min_support)]
-    correct = [r for r in answerable if not _decide(r, threshold, min_support)
+    abst = [r for r in records if decide(r)]
+    correct = [r for r in answerable if not decide(r)
                and gold_contained(_prediction(r, False), r.gold_answers)]  # fmt: skip
     return {
         "threshold": threshold,
         "min_support": min_support,
+        "min_found": min_found,
         "abstain_precision": _ratio(sum(r.is_impossible for r in abst), len(abst)),
-        "abstain_recall": _ratio(sum(_decide(r, threshold, min_support) for r in impossible),
-                                 len(impossible)),
-        "answerable_recall": _ratio(sum(not _decide(r, threshold, min_support)
-                                        for r in answerable), len(answerable)),
+        "abstain_recall": _ratio(sum(decide(r) for r in impossible), len(impossible)),
+        "answerable_recall": _ratio(sum(not decide(r) for r in answerable), len(answerable)),
         "gold_contained": _ratio(len(correct), len(answerable)),
-    }  # fmt: skip
+    }
 
 
 def _ratio(a: float, b: float) -> float:
     return round(a / b, 4) if b else 0.0
 
 
-def score(records: list[AnswerRecord], threshold: float, min_support: float = 0.0) -> AnswersReport:
-    """Compute the metrics at `threshold` (and `min_support`), plus the trade-off curves."""
+def score(
+    records: list[AnswerRecord],
+    threshold: float,
+    min_support: float = 0.0,
+    min_found: float = 0.0,
+) -> AnswersReport:
+    """Compute the metrics at `threshold` (and `min_support`, `min_found`), plus the
+    trade-off curves over each of the three."""
 
     def decide(r: AnswerRecord) -> bool:
-        return _decide(r, threshold, min_support)
+        return _decide(r, threshold, min_support, min_found)
 
     answerable = [r for r in records if not r.is_impossible]
     impossible = [r for r in records if r.is_impossible]
@@ -270,8 +292,13 @@ def score(records: list[AnswerRecord], threshold: float, min_support: float = 0.
     cited = [(r, d) for r in answered for d in r.cited_docs]
     sentences = sum(r.sentences for r in records if not decide(r))
     supported = sum(r.supported_sentences for r in records if not decide(r))
-    curve = [_trade_off(records, i / 100, min_support) for i in range(0, 80, 2)]
-    support_curve = [_trade_off(records, threshold, i / 100) for i in range(0, 100, 5)]
+    curve = [_trade_off(records, i / 100, min_support, min_found) for i in range(0, 80, 2)]
+    support_curve = [_trade_off(records, threshold, i / 100, min_found) for i in range(0, 100, 5)]
+    found_curve = (
+        [_trade_off(records, threshold, min_support, f) for f in _FOUND_STEPS]
+        if any(r.found_p is not None for r in records)
+        else []
+    )
     return AnswersReport(
         dataset="",
         questions=len(records),
@@ -299,6 +326,12 @@ def score(records: list[AnswerRecord], threshold: float, min_support: float = 0.
         seconds_mean=round(statistics.fmean([r.total_s for r in records]), 2) if records else 0.0,
         ttft_s_p50=round(statistics.median([r.ttft_s for r in records]), 3) if records else 0.0,
         min_support=min_support,
+        min_found=min_found,
         curve=curve,
         support_curve=support_curve,
+        found_curve=found_curve,
     )
+
+
+# P(found) piles up near 1, so the sweep steps in powers of ten towards it (0.944 … 0.9999).
+_FOUND_STEPS = [0.0, 0.5, 0.8, 0.9] + [round(1 - 10 ** (-i / 4), 4) for i in range(5, 17)]

@@ -43,7 +43,8 @@ def render_answers_markdown(data: dict[str, Any], command: str = "") -> str:
         "",
         f"{data['questions']} questions ({data['answerable']} answerable, "
         f"{data['unanswerable']} unanswerable), model `{settings.get('model', '?')}`, "
-        f"evidence threshold {data['threshold']}, minimum support {data.get('min_support', 0)}.",
+        f"evidence threshold {data['threshold']}, minimum support {data.get('min_support', 0)}, "
+        f"minimum P(found) {data.get('min_found', 0)}.",
     ]
     if command:
         lines += ["", "Made with:", "", "```sh", command, "```"]
@@ -59,6 +60,8 @@ def render_answers_markdown(data: dict[str, Any], command: str = "") -> str:
          "threshold"),
         ("Minimum support of the best answer sentence, at the evidence threshold above",
          "support_curve", "min_support"),
+        ("Minimum P(found): the model's probability that the sources answer the question "
+         "(structured answers)", "found_curve", "min_found"),
     ):  # fmt: skip
         rows = data.get(key) or []
         if not rows:
@@ -67,7 +70,7 @@ def render_answers_markdown(data: dict[str, Any], command: str = "") -> str:
                   f"| {column} | abstain precision | abstain recall | answerable answered "
                   "| gold answer contained |", "|---:|---:|---:|---:|---:|"]  # fmt: skip
         lines += [
-            f"| {r[column]:.2f} | {r['abstain_precision']:.3f} | {r['abstain_recall']:.3f} "
+            f"| {r[column]:.4g} | {r['abstain_precision']:.3f} | {r['abstain_recall']:.3f} "
             f"| {r['answerable_recall']:.3f} | {r.get('gold_contained', 0):.3f} |"
             for r in rows
         ]
@@ -78,7 +81,11 @@ def plot_trade_off(data: dict[str, Any], path: Path) -> Path:
     """Abstention recall against answerable questions answered, one point per threshold."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4.5))
-    for key, label in (("curve", "evidence threshold"), ("support_curve", "minimum support")):
+    for key, label in (
+        ("curve", "evidence threshold"),
+        ("support_curve", "minimum support"),
+        ("found_curve", "minimum P(found)"),
+    ):
         rows = data.get(key) or []
         ax.plot([r["answerable_recall"] for r in rows], [r["abstain_recall"] for r in rows],
                 marker="o", markersize=3, label=label)  # fmt: skip
