@@ -306,6 +306,9 @@ def _print_answer(answer, quotes: bool) -> None:  # type: ignore[no-untyped-def]
         flags = []
         if sentence.repaired:
             flags.append("citation repaired")
+        if sentence.unsupporting:
+            dropped = ", ".join(f"[{n}]" for n in sentence.unsupporting)
+            flags.append(f"dropped {escape(dropped)}: does not back it")
         if not sentence.supported:
             flags.append("[red]not supported by its sources[/]")
         if flags:

@@ -2,8 +2,9 @@
 
 Small models cite badly, so the pipeline does not trust the markers: every answer sentence gets
 a support score against every source (the best of lexical coverage and embedding similarity to
-the source's sentences), invalid markers are removed and reported, and a sentence is
-re-attributed to the source that supports it best when its own citation does not.
+the source's sentences), invalid markers are removed and reported, a valid marker whose source
+does not back the sentence is dropped when another cited source does, and a sentence is
+re-attributed to the source that supports it best when none of its own citations does.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ _STOPWORDS = (
     "them he she his her you your we our i me my"
 )
 _STOP = frozenset(_STOPWORDS.split())
+CLAIM_MARGIN = 0.05  # how much less of the question a kept citation may cover than the best
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,7 @@ class CitedSentence:
     quote: tuple[int, int, int] | None = None  # (source n, start, end) of the best span
     invalid: list[int] = field(default_factory=list)
     repaired: bool = False
+    unsupporting: list[int] = field(default_factory=list)  # cited, valid, but not backing it
 
 
 def strip_citations(text: str) -> tuple[str, list[int]]:
@@ -83,8 +86,16 @@ class CitationChecker:
         self.embedder = embedder
         self.threshold = threshold
 
-    def check(self, answer: str, sources: Sequence[SourceText]) -> list[CitedSentence]:
-        """Split the answer into sentences and verify or repair each one's citations."""
+    def check(
+        self, answer: str, sources: Sequence[SourceText], question: str | None = None
+    ) -> list[CitedSentence]:
+        """Split the answer into sentences and verify or repair each one's citations.
+
+        With the `question`, a sentence's claim is the question and the sentence together: a
+        short answer ("1973") occurs in many sources, but only some say it about what was
+        asked. Of the sources that back the sentence, citations then go to those that also
+        cover the question about as well as the best one (within `CLAIM_MARGIN`).
+        """
         valid = {s.n for s in sources}
         pieces = [answer[s:e] for s, e in split_sentences(answer)]
         sentences = []
@@ -107,6 +118,21 @@ class CitationChecker:
             repaired = False
             if best_n is not None and scores[best_n] >= self.threshold and support < self.threshold:
                 kept, support, repaired = [best_n], scores[best_n], True
+            unsupporting: list[int] = []
+            if support >= self.threshold:  # drop the citations that do not back the sentence
+                unsupporting = [n for n in kept if scores[n] < self.threshold]
+                kept = [n for n in kept if scores[n] >= self.threshold]
+            if question and support >= self.threshold:
+                backing = [src for src in sources if scores[src.n] >= self.threshold]
+                claim = {src.n: lexical_support(f"{question} {clean}", src.text) for src in backing}
+                best_claim = max(claim.values())
+                on_topic = [n for n in kept if claim[n] >= best_claim - CLAIM_MARGIN]
+                unsupporting += [n for n in kept if n not in on_topic]
+                if on_topic:
+                    kept = on_topic
+                else:
+                    kept, repaired = [max(claim, key=lambda n: claim[n])], True
+                support = max(scores[n] for n in kept)
             quote_n = max(kept, key=lambda n: scores[n]) if kept else None
             quote = quotes[i][quote_n] if quote_n is not None else None
             results.append(
@@ -118,6 +144,7 @@ class CitationChecker:
                     quote=quote,
                     invalid=invalid,
                     repaired=repaired,
+                    unsupporting=unsupporting,
                 )
             )
         return results

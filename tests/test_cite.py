@@ -45,3 +45,22 @@ def test_quote_points_at_the_best_supporting_sentence():
     [sentence] = CitationChecker().check("It uses 915 MHz in North America [2].", SOURCES)
     n, start, end = sentence.quote
     assert n == 2 and "915 MHz" in SOURCES[1].text[start:end]
+
+
+def test_a_cited_source_that_does_not_back_the_sentence_is_dropped():
+    [sentence] = CitationChecker().check("The battery lasts two years [1][2].", SOURCES)
+    assert sentence.citations == [1] and sentence.unsupporting == [2]
+    assert sentence.supported and not sentence.repaired
+
+
+def test_with_the_question_a_short_answer_cites_the_source_that_says_it_about_the_question():
+    sources = [
+        SourceText(1, "The treaty was signed in 1973 in Paris."),
+        SourceText(2, "In 1973 the oil crisis began when OPEC proclaimed an embargo."),
+    ]
+    [blind] = CitationChecker().check("1973 [1]", sources)
+    assert blind.citations == [1], "both sources contain 1973: without the question [1] stands"
+    [sentence] = CitationChecker().check("1973 [1]", sources, "When did the oil crisis begin?")
+    assert sentence.citations == [2] and sentence.repaired and sentence.supported
+    [both] = CitationChecker().check("1973 [1][2]", sources, "When did the oil crisis begin?")
+    assert both.citations == [2] and both.unsupporting == [1] and not both.repaired
