@@ -196,8 +196,9 @@ def ask(
     output: Annotated[
         str,
         typer.Option(
-            help="auto (the model preset's choice), text (streamed) or json (the model must "
-            "answer in constrained JSON: steadier for small models, shown when complete)."
+            help="auto (the model preset's choice), text (free text) or json (the model must "
+            "answer in constrained JSON: reads better with small models and gives --min-found "
+            "its signal). Both stream."
         ),
     ] = "auto",
     reranker: RerankerOption = None,

@@ -7,6 +7,7 @@ answer, or an answer its sources do not support all end in "not found in your do
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -209,6 +210,7 @@ class Asker:
         found_p = self._found_probability(messages) if structured else None  # prefills the cache
         pieces: list[str] = []
         first_token_s = 0.0
+        live = _AnswerField()
         for piece in self.generator.stream(
             messages, cfg.max_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
             top_k=cfg.top_k, seed=cfg.seed, response_format=response_format,
@@ -217,15 +219,18 @@ class Asker:
                 first_token_s = time.perf_counter() - mark
                 event("answering", {})
             pieces.append(piece)
-            if on_token and not structured:
-                on_token(piece)
+            shown = live.feed(piece) if structured else piece
+            if on_token and shown:
+                on_token(shown)
         generation = self.generator.last
         stages["generate"] = time.perf_counter() - mark
         raw = "".join(pieces).strip()
         if structured:
             raw = _from_json(raw)
-            if on_token and raw:
-                on_token(raw)
+            shown = live.text.strip()
+            rest = raw[len(shown) :] if raw.startswith(shown) else ""
+            if on_token and rest and raw != NOT_FOUND_MARKER:
+                on_token(rest)  # the citations, once the JSON is complete
         usage = Usage(
             prompt_tokens=generation.prompt_tokens if generation else 0,
             completion_tokens=generation.completion_tokens if generation else 0,
@@ -355,6 +360,33 @@ def _from_json(raw: str) -> str:
         return NOT_FOUND_MARKER
     cited = [n for n in data.get("sources") or [] if isinstance(n, int)]
     return answer + "".join(f" [{n}]" for n in dict.fromkeys(cited))
+
+
+class _AnswerField:
+    """Pull the "answer" string out of a structured reply as it streams, so a user sees the
+    answer appear token by token instead of waiting for the whole JSON object."""
+
+    _START = re.compile(r'"found"\s*:\s*true\s*,\s*"answer"\s*:\s*"')
+    _BODY = re.compile(r'(?:[^"\\]|\\.)*')
+
+    def __init__(self) -> None:
+        self.reply = ""
+        self.text = ""  # the answer as shown so far
+
+    def feed(self, piece: str) -> str:
+        """Add a piece of the reply; return the answer text it adds (maybe "")."""
+        self.reply += piece
+        start = self._START.search(self.reply)
+        if not start:
+            return ""
+        body = self._BODY.match(self.reply, start.end())
+        raw = body.group(0) if body else ""  # stops before a lone trailing backslash
+        try:
+            text = json.loads(f'"{raw}"')
+        except json.JSONDecodeError:
+            return ""  # an escape cut short (\u12): wait for the rest
+        new, self.text = text[len(self.text) :], text
+        return new
 
 
 @dataclass

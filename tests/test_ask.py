@@ -119,7 +119,18 @@ def test_structured_output_is_constrained_json_turned_into_cited_text(index):
     if answer.abstained:
         assert answer.answer == "Not found in your documents."
     else:
-        assert streamed == [answer.raw_answer]  # shown once, when the JSON is complete
+        assert "".join(streamed).strip() == answer.raw_answer  # the answer, then its [n]
+
+
+def test_the_answer_field_streams_out_of_partial_json():
+    from rag.ask import _AnswerField
+
+    reply = '{"found": true, "answer": "41 \\"mo\\u00e9nths\\"", "sources": [2]}'
+    field = _AnswerField()
+    pieces = [field.feed(reply[i : i + 3]) for i in range(0, len(reply), 3)]
+    assert "".join(pieces) == '41 "moénths"' and len([p for p in pieces if p]) > 2
+    doubtful = _AnswerField()
+    assert doubtful.feed('{"found": false, "answer": "x"') == "", "nothing shown unless found"
 
 
 def test_structured_answers_parse_found_answer_and_sources():
