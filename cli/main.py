@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -201,6 +202,14 @@ def ask(
             "its signal). Both stream."
         ),
     ] = "auto",
+    min_found: Annotated[
+        float | None,
+        typer.Option(
+            help="JSON answers: say not found when the model's probability that the sources "
+            "answer the question is under this (0 to 1). Default: calibrated on SQuAD 2.0.",
+            show_default=False,
+        ),
+    ] = None,
     reranker: RerankerOption = None,
     fusion: FusionOption = "zscore",
     as_json: JsonOption = False,
@@ -221,6 +230,8 @@ def ask(
             temperature=temperature, top_p=top_p, top_k=top_k, seed=seed,
             max_tokens=max_tokens, strict=strict, output=output,
         )  # fmt: skip
+        if min_found is not None:
+            settings = replace(settings, min_found=min_found)
         idx = Index(index, reranker=reranker, fusion=fusion)
         answer = _answer(idx, question, preset, model, settings, stream=not as_json)
         if as_json:

@@ -154,3 +154,8 @@ def test_fast_preset_answers_in_structured_mode_by_default():
     assert preset_for(None, "/models/any.gguf") is None
     with pytest.raises(Exception, match="output="):
         AskSettings(output="yaml")
+
+
+def test_min_found_must_be_a_probability():
+    with pytest.raises(Exception, match="min_found"):
+        AskSettings(min_found=1.5)
