@@ -88,7 +88,7 @@ def test_answers_report_writes_tables_and_curve(tmp_path):
 
 def test_found_sweep_abstains_on_answers_the_model_doubted():
     records = [
-        _record(id="a", found_p=0.999),
+        _record(id="a", found_p=0.998),
         _record(id="b", found_p=0.6),
         _record(id="c", is_impossible=True, gold_answers=[], gold_doc_ids=[], found_p=0.7),
     ]
