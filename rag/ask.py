@@ -36,7 +36,9 @@ class AskSettings:
     max_tokens: int = 256
     context_tokens: int = 1000
     min_evidence: float = 0.25
-    min_found: float = 0.0  # structured answers: abstain when P(found=true) is under this
+    # Structured answers: abstain when the model's P(found=true) is under this; None means
+    # the model preset's calibrated value (0, never, for models without one).
+    min_found: float | None = None
     support_threshold: float = 0.6
     compress: bool = True
     keep_ratio: float = 0.6
@@ -56,7 +58,7 @@ class AskSettings:
             raise ConfigError(f"max_tokens={self.max_tokens} must be at least 1")
         if self.candidates < 1:
             raise ConfigError(f"candidates={self.candidates} must be at least 1")
-        if not 0 <= self.min_found <= 1:
+        if self.min_found is not None and not 0 <= self.min_found <= 1:
             raise ConfigError(f"min_found={self.min_found} must be between 0 and 1")
         if not 0 <= self.temperature <= 2:
             raise ConfigError(f"temperature={self.temperature} must be between 0 and 2")
@@ -151,12 +153,15 @@ class Asker:
         settings: AskSettings | None = None,
         *,
         structured: bool = False,
+        min_found: float = 0.0,
     ) -> None:
-        """`structured` is what output="auto" means: constrained JSON for models that need it."""
+        """`structured` is what output="auto" means (constrained JSON for models that need it)
+        and `min_found` what min_found=None means: both are the model preset's choices."""
         self.retriever = retriever
         self.generator = generator
         self.settings = settings or AskSettings()
         self.structured = structured
+        self.min_found = min_found
         self.checker = CitationChecker(retriever.embedder, self.settings.support_threshold)
 
     def ask(
@@ -243,7 +248,8 @@ class Asker:
             stages_s=stages,
         )
         stop_reason = generation.stop_reason if generation else "complete"
-        if found_p is not None and found_p < cfg.min_found:
+        min_found = self.min_found if cfg.min_found is None else cfg.min_found
+        if found_p is not None and found_p < min_found:
             answer = self._abstain(question, "the model is not confident the sources answer it",
                                    sources, usage, raw)  # fmt: skip
             answer.stop_reason, answer.found_p = stop_reason, found_p

@@ -212,10 +212,16 @@ class Index:
 
         if not question.strip():
             raise ConfigError("the question is empty")
-        from rag.models import wants_structured
+        from rag.models import preset_for
 
-        asker = Asker(self.retriever, self.generator(preset, model), settings,
-                      structured=wants_structured(preset, model))  # fmt: skip
+        chosen = preset_for(preset, model)
+        asker = Asker(
+            self.retriever,
+            self.generator(preset, model),
+            settings,
+            structured=chosen.structured if chosen else False,
+            min_found=chosen.min_found if chosen else 0.0,
+        )
         return asker.ask(question, on_token=on_token, on_event=on_event)
 
     def status(self) -> StoreStats:

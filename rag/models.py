@@ -51,6 +51,7 @@ class ModelPreset:
     sha256: str
     context_length: int
     structured: bool = False  # answers only well under constrained JSON output (rag.ask)
+    min_found: float = 0.0  # abstain under this P(found) (rag.ask); calibrated on SQuAD 2.0
     licence: str = "Apache-2.0"
 
     @property
@@ -177,12 +178,6 @@ def preset_for(preset: str | None = None, path: str | Path | None = None) -> Mod
             return None
         preset = env or DEFAULT_PRESET
     return get_preset(preset)
-
-
-def wants_structured(preset: str | None = None, path: str | Path | None = None) -> bool:
-    """Tell whether the model `resolve_model(preset, path)` picks answers in constrained JSON."""
-    chosen = preset_for(preset, path)
-    return chosen.structured if chosen is not None else False
 
 
 def preset_path(preset: ModelPreset) -> Path:

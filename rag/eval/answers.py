@@ -26,7 +26,7 @@ from rag.errors import DatasetError
 from rag.eval.answer_metrics import exact_match, gold_contained, token_f1
 from rag.eval.cache import Corpus, open_cached_index
 from rag.eval.datasets import QAQuestion, load_labelled, load_qa
-from rag.models import wants_structured
+from rag.models import preset_for
 
 YES_NO = {"yes", "no", "maybe"}
 
@@ -125,13 +125,16 @@ def run_answers(
     if limit is not None:
         questions = questions[:limit]
     settings = settings or AskSettings()
+    chosen = preset_for(preset, model)
     threshold, min_found = settings.min_evidence, settings.min_found
+    if min_found is None:
+        min_found = chosen.min_found if chosen else 0.0
     run_settings = replace(settings, min_evidence=0.0, min_found=0.0)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     cached = open_cached_index(corpus, IngestSettings(), cache_dir=cache_dir)
     generator = cached.index.generator(preset, model)
-    structured = wants_structured(preset, model)
+    structured = chosen.structured if chosen else False
     config: dict[str, object] = {
         "model": generator.model_path.name,
         "settings": _key_settings(run_settings),
