@@ -213,6 +213,16 @@ class Asker:
         mark = time.perf_counter()
         response_format = _answer_schema(len(sources)) if structured else None
         found_p = self._found_probability(messages) if structured else None  # prefills the cache
+        min_found = self.min_found if cfg.min_found is None else cfg.min_found
+        if found_p is not None and found_p < min_found:  # no need to write the answer
+            stages["generate"] = time.perf_counter() - mark
+            usage = Usage(prompt_tokens=self.generator.chat_prompt_tokens(messages),
+                          context_tokens=used, context_tokens_uncompressed=uncompressed,
+                          stages_s=stages)  # fmt: skip
+            answer = self._abstain(question, "the model is not confident the sources answer it",
+                                   sources, usage)  # fmt: skip
+            answer.found_p = found_p
+            return answer
         pieces: list[str] = []
         first_token_s = 0.0
         live = _AnswerField()
@@ -248,12 +258,6 @@ class Asker:
             stages_s=stages,
         )
         stop_reason = generation.stop_reason if generation else "complete"
-        min_found = self.min_found if cfg.min_found is None else cfg.min_found
-        if found_p is not None and found_p < min_found:
-            answer = self._abstain(question, "the model is not confident the sources answer it",
-                                   sources, usage, raw)  # fmt: skip
-            answer.stop_reason, answer.found_p = stop_reason, found_p
-            return answer
         if NOT_FOUND_MARKER.lower() in raw.lower() or not raw:
             answer = self._abstain(question, "the model found no answer in the sources",
                                    sources, usage, raw)  # fmt: skip
