@@ -251,7 +251,7 @@ class Generator:
             firsts.append(ids[0])
         self._end_active()
         llama = self._llama
-        cached = llama._input_ids[: llama.n_tokens].tolist()
+        cached = llama._input_ids.tolist()  # the tokens now in the cache
         same = 0
         for a, b in zip(cached, tokens[:-1], strict=False):  # the last token is always re-run
             if a != b:
