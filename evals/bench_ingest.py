@@ -42,12 +42,12 @@ def step_ingest(corpus: str, index_dir: str) -> dict:
 def step_encode(index_dir: str, dtype: str, batch_size: int) -> dict:
     import sqlite3
 
-    from rag.embedding import Embedder
+    from rag.embed import SentenceTransformerEmbedder
 
     db = sqlite3.connect(Path(index_dir) / "index.sqlite")
     rows = db.execute("SELECT heading, text FROM chunks ORDER BY id").fetchall()
     texts = [f"{h}\n{t}" if h else t for h, t in rows]  # as Chunk.embed_text
-    embedder = Embedder(dtype=dtype, batch_size=batch_size)
+    embedder = SentenceTransformerEmbedder(dtype=dtype, batch_size=batch_size)
     model = embedder.model
     tokens = sum(embedder.counter.count_many(texts))
     started = time.perf_counter()

@@ -45,7 +45,7 @@ def llamaindex_step(corpus: str, model_dir: str, limit: int) -> dict:
 
 def rag_step(corpus: str, limit: int) -> dict:
     from rag import Index
-    from rag.embedding import Embedder
+    from rag.embed import SentenceTransformerEmbedder
 
     if limit:
         subset = Path(tempfile.mkdtemp()) / "corpus.jsonl"
@@ -53,7 +53,7 @@ def rag_step(corpus: str, limit: int) -> dict:
             for _, line in zip(range(limit), src, strict=False):
                 dst.write(line)
         corpus = str(subset)
-    embedder = Embedder()
+    embedder = SentenceTransformerEmbedder()
     embedder.encode(["warm up"])
     index = Index(Path(tempfile.mkdtemp()) / "index", embedder=embedder)
     started = time.perf_counter()
@@ -71,7 +71,7 @@ def main() -> None:
     if opts.step == "rag":
         print(json.dumps(rag_step(str(SCIFACT), opts.limit)))
         return
-    from rag.embedding import resolve_embedder
+    from rag.embed import resolve_embedder
 
     model_dir = str(resolve_embedder())
     results = {}

@@ -339,14 +339,14 @@ def evaluate_dataset(
 
 def check_retriever(folder: Path, dataset: str, rerank: bool) -> dict[str, float]:
     """nDCG@10 / Recall@100 of the shipped Retriever defaults (hybrid, k=100) on an index."""
-    from rag.embedding import Embedder
+    from rag.embed import SentenceTransformerEmbedder
     from rag.eval import evaluate, load_beir
     from rag.rerank import SentenceReranker
     from rag.retrieve import Retriever
     from rag.store import Store
 
     data = load_beir(DATASETS / dataset)
-    embedder = Embedder()
+    embedder = SentenceTransformerEmbedder()
     reranker = SentenceReranker(embedder) if rerank else None
     retriever = Retriever(Store(folder), embedder, reranker=reranker)
     run: dict[str, dict[str, float]] = {}
@@ -374,9 +374,9 @@ def main() -> None:
     parser.add_argument("--check-rerank", action="store_true",
                         help="also run the real Retriever with SentenceReranker")  # fmt: skip
     args = parser.parse_args()
-    from rag.embedding import Embedder
+    from rag.embed import SentenceTransformerEmbedder
 
-    embedder = Embedder()
+    embedder = SentenceTransformerEmbedder()
     args.work.mkdir(parents=True, exist_ok=True)
     table: dict[tuple[str, str], dict] = {}
     for dataset in args.datasets:

@@ -11,35 +11,46 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from rag.cite import CitationChecker, CitedSentence, SourceText
 from rag.compress import compress, remove_near_duplicates
 from rag.errors import ConfigError
-from rag.pack import lost_in_the_middle, pack, token_budget
-from rag.prompts import DEFAULT_PROMPT, NOT_FOUND_MARKER, format_source, load_prompt
+from rag.llm.base import ChatModel, Generation, GenerationOptions, TokenProbabilities
+from rag.pack import pack, token_budget
+from rag.prompts import (
+    DEFAULT_PROMPT,
+    NOT_FOUND_MARKER,
+    PromptTemplate,
+    format_source,
+    load_prompt,
+)
 
 if TYPE_CHECKING:
-    from rag.generate import Generator
     from rag.retrieve import Hit, Retriever
 
 NOT_FOUND = "Not found in your documents."
-OUTPUTS = ("auto", "text", "json")
+OUTPUTS = ("text", "json")
 JSON_PROMPT = "answer-json-v1"
+# Which abstention signal an answer's "found" decision rested on (Answer.abstention_signal).
+SIGNAL_P_FOUND = "p_found"  # the model's own P(found), read from its next-token distribution
+SIGNAL_NO_PROBABILITIES = "none: the model gives no token probabilities"
+SIGNAL_TEXT = "none: free-text answers have no P(found)"
+
 
 
 @dataclass(frozen=True)
 class AskSettings:
-    """How an answer is made. Thresholds were calibrated on SQuAD 2.0 (see evals/)."""
+    """How an answer is made (temporary: moves to rag.settings.AnswerSettings)."""
 
     candidates: int = 8
     max_tokens: int = 256
     context_tokens: int = 1000
     min_evidence: float = 0.25
-    # Structured answers: abstain when the model's P(found=true) is under this; None means
-    # the model preset's calibrated value (0, never, for models without one).
-    min_found: float | None = None
+    output: str = "text"  # "text" or "json" (constrained)
+    min_found: float = 0.0  # structured answers: abstain when the model's P(found) is under it
     support_threshold: float = 0.6
+    claim_margin: float = 0.05
     compress: bool = True
     keep_ratio: float = 0.6
     strict: bool = False
@@ -48,7 +59,6 @@ class AskSettings:
     top_k: int = 40
     seed: int | None = None
     prompt: str = DEFAULT_PROMPT
-    output: str = "auto"  # "text", "json" (constrained), or "auto": the preset's choice
     json_prompt: str = JSON_PROMPT
 
     def __post_init__(self) -> None:
@@ -58,7 +68,7 @@ class AskSettings:
             raise ConfigError(f"max_tokens={self.max_tokens} must be at least 1")
         if self.candidates < 1:
             raise ConfigError(f"candidates={self.candidates} must be at least 1")
-        if self.min_found is not None and not 0 <= self.min_found <= 1:
+        if not 0 <= self.min_found <= 1:
             raise ConfigError(f"min_found={self.min_found} must be between 0 and 1")
         if not 0 <= self.temperature <= 2:
             raise ConfigError(f"temperature={self.temperature} must be between 0 and 2")
@@ -111,6 +121,9 @@ class Answer:
     nearest: list[Source] = field(default_factory=list)
     evidence: float = 0.0  # best dense similarity among retrieved passages
     found_p: float | None = None  # structured answers: the model's P(the sources answer it)
+    abstention_signal: str = SIGNAL_TEXT  # what the found/not-found decision could rest on
+    generation: Generation | None = None  # the model's own statistics (None: it never ran)
+    retrieval_timings: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         """The `rag ask --json` shape."""
@@ -137,6 +150,8 @@ class Answer:
             "raw_answer": self.raw_answer,
             "evidence": self.evidence,
             "found_p": self.found_p,
+            "abstention_signal": self.abstention_signal,
+            "retrieval_timings": self.retrieval_timings,
         }
 
 
@@ -144,25 +159,19 @@ Events = Callable[[str, dict], None]
 
 
 class Asker:
-    """Answer questions from one index with one loaded generator (kept across questions)."""
+    """Answer questions from one retriever with one chat model; holds no per-question state,
+    so several threads may ask at once (a model that runs one reply at a time makes the
+    others wait for it)."""
 
     def __init__(
         self,
         retriever: Retriever,
-        generator: Generator,
+        model: ChatModel,
         settings: AskSettings | None = None,
-        *,
-        structured: bool = False,
-        min_found: float = 0.0,
     ) -> None:
-        """`structured` is what output="auto" means (constrained JSON for models that need it)
-        and `min_found` what min_found=None means: both are the model preset's choices."""
         self.retriever = retriever
-        self.generator = generator
+        self.model = model
         self.settings = settings or AskSettings()
-        self.structured = structured
-        self.min_found = min_found
-        self.checker = CitationChecker(retriever.embedder, self.settings.support_threshold)
 
     def ask(
         self,
@@ -174,9 +183,7 @@ class Asker:
     ) -> Answer:
         """Answer `question`; stream tokens to `on_token`; report stages to `on_event`."""
         started = time.perf_counter()
-        self._evidence = 0.0
         answer = self._ask(question, on_token, on_event, settings or self.settings)
-        answer.evidence = round(self._evidence, 4)
         answer.usage.total_s = round(time.perf_counter() - started, 4)
         return answer
 
@@ -191,53 +198,61 @@ class Asker:
         stages: dict[str, float] = {}
         started = time.perf_counter()
         event("retrieving", {})
-        hits = self.retriever.search(question, k=cfg.candidates, mode="hybrid")
+        retrieval = self.retriever.retrieve(question, k=cfg.candidates, mode="hybrid")
+        hits = retrieval.hits
         stages["retrieve"] = time.perf_counter() - started
-        evidence = max((h.stages.dense_score or 0.0 for h in hits), default=0.0)
-        self._evidence = evidence
+        evidence = round(max((h.stages.dense_score or 0.0 for h in hits), default=0.0), 4)
+        structured = cfg.output == "json"
+        can_probe = structured and isinstance(self.model, TokenProbabilities)
+        signal = SIGNAL_P_FOUND if can_probe else SIGNAL_NO_PROBABILITIES
+        signal = signal if structured else SIGNAL_TEXT
+        result = _Outcome(question, evidence, signal, retrieval.timings)
         if not hits or evidence < cfg.min_evidence:
-            nearest = self._sources(hits[:3])
-            return self._abstain(question, "weak evidence", nearest, Usage(stages_s=stages))
+            nearest = _sources(hits[:3])
+            return result.abstain("weak evidence", nearest, Usage(stages_s=stages))
 
+        template = load_prompt(cfg.json_prompt if structured else cfg.prompt)
         mark = time.perf_counter()
-        sources, used, uncompressed = self._build_sources(question, hits, cfg)
+        sources, used, uncompressed = self._build_sources(question, hits, cfg, template)
         stages["compress_pack"] = time.perf_counter() - mark
         if not sources:
-            return self._abstain(question, "no passage fits the context", self._sources(hits[:3]),
-                                 Usage(stages_s=stages))  # fmt: skip
-        structured = cfg.output == "json" or (cfg.output == "auto" and self.structured)
-        template = load_prompt(cfg.json_prompt if structured else cfg.prompt)
+            return result.abstain("no passage fits the context", _sources(hits[:3]),
+                                  Usage(stages_s=stages))  # fmt: skip
         context = "\n\n".join(format_source(s.n, s.location, s.text) for s in sources)
         messages = template.messages(context, question)
         event("reading", {"sources": len(sources), "tokens": used})
         mark = time.perf_counter()
-        response_format = _answer_schema(len(sources)) if structured else None
-        found_p = self._found_probability(messages) if structured else None  # prefills the cache
-        min_found = self.min_found if cfg.min_found is None else cfg.min_found
-        if found_p is not None and found_p < min_found:  # no need to write the answer
+        if can_probe:  # also prefills the cache the answer then reuses
+            result.found_p = _found_probability(cast(TokenProbabilities, self.model), messages)
+        if result.found_p is not None and result.found_p < cfg.min_found:
             stages["generate"] = time.perf_counter() - mark
-            usage = Usage(prompt_tokens=self.generator.chat_prompt_tokens(messages),
+            usage = Usage(prompt_tokens=self.model.chat_prompt_tokens(messages),
                           context_tokens=used, context_tokens_uncompressed=uncompressed,
                           stages_s=stages)  # fmt: skip
-            answer = self._abstain(question, "the model is not confident the sources answer it",
-                                   sources, usage)  # fmt: skip
-            answer.found_p = found_p
-            return answer
+            return result.abstain("the model is not confident the sources answer it",
+                                  sources, usage)  # fmt: skip
+        options = GenerationOptions(
+            max_tokens=cfg.max_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
+            top_k=cfg.top_k, seed=cfg.seed,
+            response_format=_answer_schema(len(sources)) if structured else None,
+        )  # fmt: skip
         pieces: list[str] = []
         first_token_s = 0.0
         live = _AnswerField()
-        for piece in self.generator.stream(
-            messages, cfg.max_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
-            top_k=cfg.top_k, seed=cfg.seed, response_format=response_format,
-        ):  # fmt: skip
-            if not pieces:
-                first_token_s = time.perf_counter() - mark
-                event("answering", {})
-            pieces.append(piece)
-            shown = live.feed(piece) if structured else piece
-            if on_token and shown:
-                on_token(shown)
-        generation = self.generator.last
+        stream = self.model.stream(messages, options)
+        try:
+            for piece in stream:
+                if not pieces:
+                    first_token_s = time.perf_counter() - mark
+                    event("answering", {})
+                pieces.append(piece)
+                shown = live.feed(piece) if structured else piece
+                if on_token and shown:
+                    on_token(shown)
+        finally:
+            stream.close()
+        generation = stream.generation
+        result.generation = generation
         stages["generate"] = time.perf_counter() - mark
         raw = "".join(pieces).strip()
         if structured:
@@ -249,48 +264,32 @@ class Asker:
         usage = Usage(
             prompt_tokens=generation.prompt_tokens if generation else 0,
             completion_tokens=generation.completion_tokens if generation else 0,
-            ttft_s=round(
-                stages["retrieve"] + stages["compress_pack"] + first_token_s,
-                4,
-            ),  # fmt: skip
+            ttft_s=round(stages["retrieve"] + stages["compress_pack"] + first_token_s, 4),
             context_tokens=used,
             context_tokens_uncompressed=uncompressed,
             stages_s=stages,
         )
-        stop_reason = generation.stop_reason if generation else "complete"
+        result.stop_reason = generation.stop_reason if generation else "complete"
         if NOT_FOUND_MARKER.lower() in raw.lower() or not raw:
-            answer = self._abstain(question, "the model found no answer in the sources",
-                                   sources, usage, raw)  # fmt: skip
-            answer.stop_reason, answer.found_p = stop_reason, found_p
-            return answer
+            return result.abstain("the model found no answer in the sources", sources, usage, raw)
         mark = time.perf_counter()
-        checked = self.checker.check(raw, [SourceText(s.n, s.text) for s in sources], question)
+        checker = CitationChecker(self.retriever.embedder, cfg.support_threshold, cfg.claim_margin)
+        checked = checker.check(raw, [SourceText(s.n, s.text) for s in sources], question)
         stages["verify"] = time.perf_counter() - mark
         removed = sorted({n for s in checked for n in s.invalid})
         if not any(s.supported for s in checked):
-            answer = self._abstain(question, "the answer is not supported by the sources",
-                                   sources, usage, raw)  # fmt: skip
-            answer.stop_reason, answer.found_p = stop_reason, found_p
-            return answer
+            return result.abstain("the answer is not supported by the sources", sources, usage,
+                                  raw)  # fmt: skip
         kept = [s for s in checked if s.supported or not cfg.strict]
         text = " ".join(s.text.rstrip() + "".join(f" [{n}]" for n in s.citations) for s in kept)
-        return Answer(question, text, False, None, kept, sources, stop_reason, usage, raw,
-                      removed, found_p=found_p)  # fmt: skip
-
-    def _found_probability(self, messages: list[dict[str, str]]) -> float:
-        """P(found=true) as the model sees it, read from its next-token distribution at the
-        start of a structured reply (greedy decoding almost always writes true)."""
-        yes, yes_bare, no, no_bare = self.generator.next_token_probabilities(
-            messages, '{"found":', [" true", "true", " false", "false"]
-        )
-        total = yes + yes_bare + no + no_bare
-        return round((yes + yes_bare) / total, 4) if total > 0 else 0.0
+        return result.answer(text, kept, sources, usage, raw, removed)
 
     def _build_sources(
-        self, question: str, hits: list[Hit], cfg: AskSettings
+        self, question: str, hits: list[Hit], cfg: AskSettings, template: PromptTemplate
     ) -> tuple[list[Source], int, int]:
-        """Compress, de-duplicate, pack into the token budget and order the evidence."""
-        count = self.generator.count_tokens
+        """Compress, de-duplicate, pack into the token budget of the prompt that is sent;
+        `pack` puts the strongest evidence first and last."""
+        count = self.model.count_tokens
         candidates = []
         for hit in hits:
             text = hit.text
@@ -299,9 +298,8 @@ class Asker:
             candidates.append((hit, text))
         keep = remove_near_duplicates([text for _, text in candidates])
         candidates = [candidates[i] for i in keep]
-        template = load_prompt(cfg.prompt)
-        fixed = self.generator.chat_prompt_tokens(template.messages("", question))
-        budget = token_budget(self.generator.n_ctx, fixed, cfg.max_tokens)
+        fixed = self.model.chat_prompt_tokens(template.messages("", question))
+        budget = token_budget(self.model.n_ctx, fixed, cfg.max_tokens)
         budget = min(budget, cfg.context_tokens)
 
         items = [
@@ -313,8 +311,7 @@ class Asker:
             )
             for i, (hit, text) in enumerate(candidates)
         ]
-        packed = pack(items, budget, count, separator_tokens=count("\n\n"))
-        ordered = lost_in_the_middle(packed)
+        ordered = pack(items, budget, count, separator_tokens=count("\n\n"))
         sources = [
             Source(n, it.hit.path, it.hit.page, it.hit.start, it.hit.end, it.body, it.hit.score)
             for n, it in enumerate(ordered, start=1)
@@ -323,15 +320,60 @@ class Asker:
         uncompressed = sum(count(it.hit.text) for it in ordered)
         return sources, used, uncompressed
 
-    def _sources(self, hits: list[Hit]) -> list[Source]:
-        return [Source(i, h.path, h.page, h.start, h.end, h.text, h.score)
-                for i, h in enumerate(hits, start=1)]  # fmt: skip
 
-    def _abstain(
-        self, question: str, reason: str, nearest: list[Source], usage: Usage, raw: str = ""
+@dataclass
+class _Outcome:
+    """What one question has gathered so far, turned into its Answer at the end."""
+
+    question: str
+    evidence: float
+    signal: str
+    retrieval_timings: dict[str, float]
+    found_p: float | None = None
+    generation: Generation | None = None
+    stop_reason: str = "complete"
+
+    def abstain(
+        self, reason: str, nearest: list[Source], usage: Usage, raw: str = ""
     ) -> Answer:
-        return Answer(question, NOT_FOUND, True, reason, [], [], "complete", usage, raw,
-                      nearest=nearest)  # fmt: skip
+        return Answer(self.question, NOT_FOUND, True, reason, [], [], self.stop_reason, usage,
+                      raw, nearest=nearest, **self._extras())  # fmt: skip
+
+    def answer(
+        self,
+        text: str,
+        sentences: list[CitedSentence],
+        sources: list[Source],
+        usage: Usage,
+        raw: str,
+        removed: list[int],
+    ) -> Answer:
+        return Answer(self.question, text, False, None, sentences, sources, self.stop_reason,
+                      usage, raw, removed, **self._extras())  # fmt: skip
+
+    def _extras(self) -> dict:
+        return {
+            "evidence": self.evidence,
+            "found_p": self.found_p,
+            "abstention_signal": self.signal,
+            "generation": self.generation,
+            "retrieval_timings": self.retrieval_timings,
+        }
+
+
+def _found_probability(model: TokenProbabilities, messages: list[dict[str, str]]) -> float:
+    """P(found=true) as the model sees it, read from its next-token distribution at the
+    start of a structured reply (greedy decoding almost always writes true)."""
+    yes, yes_bare, no, no_bare = model.next_token_probabilities(
+        messages, '{"found":', [" true", "true", " false", "false"]
+    )
+    total = yes + yes_bare + no + no_bare
+    return round((yes + yes_bare) / total, 4) if total > 0 else 0.0
+
+
+def _sources(hits: list[Hit]) -> list[Source]:
+    return [Source(i, h.path, h.page, h.start, h.end, h.text, h.score)
+            for i, h in enumerate(hits, start=1)]  # fmt: skip
 
 
 def _answer_schema(n_sources: int) -> dict:

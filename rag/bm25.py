@@ -295,3 +295,25 @@ def _replace_dir(new: Path, target: Path) -> None:
         raise
     finally:
         shutil.rmtree(old, ignore_errors=True)
+
+
+class BM25Backend:
+    """The keyword-index backend over `BM25Index` with these `settings`; a saved index built
+    with other settings is not loaded (the store rebuilds it)."""
+
+    name = "bm25"
+
+    def __init__(self, settings: BM25Settings | None = None) -> None:
+        self.settings = settings or BM25Settings()
+
+    def build(self, ids: Sequence[int], texts: Sequence[str]) -> BM25Index:
+        return BM25Index.build(ids, texts, self.settings)
+
+    def load(self, directory: Path) -> BM25Index | None:
+        if not directory.is_dir():
+            return None
+        try:
+            index = BM25Index.load(directory)
+        except (IndexFormatError, OSError, ValueError):
+            return None
+        return index if index.settings == self.settings else None

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from rag.compress import split_sentences
 
 if TYPE_CHECKING:
-    from rag.embedding import Embedder
+    from rag.embed import Embedder
 
 CITATION = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 _WORD = re.compile(r"[a-z0-9]+(?:[.,][0-9]+)*")
@@ -82,9 +82,15 @@ class CitationChecker:
     `threshold` is the support a sentence needs to count as supported (0..1).
     """
 
-    def __init__(self, embedder: Embedder | None = None, threshold: float = 0.6) -> None:
+    def __init__(
+        self,
+        embedder: Embedder | None = None,
+        threshold: float = 0.6,
+        claim_margin: float = CLAIM_MARGIN,
+    ) -> None:
         self.embedder = embedder
         self.threshold = threshold
+        self.claim_margin = claim_margin
 
     def check(
         self, answer: str, sources: Sequence[SourceText], question: str | None = None
@@ -94,7 +100,7 @@ class CitationChecker:
         With the `question`, a sentence's claim is the question and the sentence together: a
         short answer ("1973") occurs in many sources, but only some say it about what was
         asked. Of the sources that back the sentence, citations then go to those that also
-        cover the question about as well as the best one (within `CLAIM_MARGIN`).
+        cover the question about as well as the best one (within `claim_margin`).
         """
         valid = {s.n for s in sources}
         pieces = [answer[s:e] for s, e in split_sentences(answer)]
@@ -126,7 +132,7 @@ class CitationChecker:
                 backing = [src for src in sources if scores[src.n] >= self.threshold]
                 claim = {src.n: lexical_support(f"{question} {clean}", src.text) for src in backing}
                 best_claim = max(claim.values())
-                on_topic = [n for n in kept if claim[n] >= best_claim - CLAIM_MARGIN]
+                on_topic = [n for n in kept if claim[n] >= best_claim - self.claim_margin]
                 unsupporting += [n for n in kept if n not in on_topic]
                 if on_topic:
                     kept = on_topic

@@ -4,90 +4,127 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
-from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rag.config import IngestSettings, default_index_dir
-from rag.embedding import Embedder
+from rag.config import default_index_dir
+from rag.embed import Embedder
 from rag.errors import ConfigError, RagError
 from rag.ingest import IngestProgress, IngestReport, run_ingest
+from rag.keyword_index import KeywordBackend
+from rag.llm.base import ChatModel
+from rag.pipeline import Pipeline, build_pipeline, load_chat_model
 from rag.rerank import Reranker
-from rag.retrieve import Filters, Hit, Retriever
-from rag.store import Store, StoreStats, write_lock
+from rag.retrieve import Filters, Hit, Retrieval, Retriever
+from rag.settings import AnswerSettings, Settings, load_settings
+from rag.store import StoreStats, write_lock
+from rag.vectors import VectorBackend
 
 if TYPE_CHECKING:
-    from rag.ask import Answer, AskSettings
-    from rag.generate import Generator
-    from rag.probes import ProbeReport
+    from rag.ask import Answer
+    from rag.eval.probes import ProbeReport
 
 
 class Index:
     """A searchable index of your documents, kept in one directory.
+
+    Settings come from `settings` if given, else from the layered configuration
+    (`preset`, `$RAG_HOME/config.toml`, `RAG_*` variables; see `rag config show`). Any port
+    may be handed in instead of what the settings name: `chat_model`, `vectors`, `keywords`,
+    `embedder`, `reranker`.
 
     >>> from rag import Index
     >>> index = Index("my-index")              # or Index() for the default location
     >>> report = index.ingest(["docs/"])        # incremental: re-runs skip unchanged files
     >>> report.added, report.failed
     (12, [])
+    >>> Index("my-index", preset="fast").ask("How long is the warranty?")  # doctest: +SKIP
     """
 
     def __init__(
         self,
         path: str | Path | None = None,
         *,
+        settings: Settings | None = None,
+        preset: str | None = None,
         embedder: str | Path | Embedder | None = None,
-        settings: IngestSettings | None = None,
         reranker: Reranker | str | None = None,
-        fusion: str = "zscore",
+        fusion: str | None = None,
+        chat_model: ChatModel | None = None,
+        vectors: VectorBackend | None = None,
+        keywords: KeywordBackend | None = None,
     ) -> None:
         self.path = Path(path).expanduser() if path is not None else default_index_dir()
-        self.settings = settings or IngestSettings()
-        self._embedder_spec = embedder
-        self._reranker = reranker
-        self.fusion = fusion
+        if settings is None:
+            settings = load_settings(preset=preset).settings
+        elif preset is not None:
+            raise ConfigError("give Index either settings= or preset=, not both")
+        overrides: dict[str, object] = {}
+        if isinstance(embedder, str | Path):
+            overrides["ingest.embedder"] = str(embedder)
+        if isinstance(reranker, str):
+            overrides["retrieval.reranker"] = reranker
+        if fusion is not None:
+            overrides["retrieval.fusion"] = fusion
+        if overrides:
+            settings = settings.with_overrides(overrides, "Index()")
+        self.settings = settings
+        self.pipeline: Pipeline = build_pipeline(
+            self.path,
+            settings,
+            embedder=embedder if embedder is not None and not isinstance(embedder, str | Path)
+            else None,
+            chat_model=chat_model,
+            vectors=vectors,
+            keywords=keywords,
+            reranker=reranker if reranker is not None and not isinstance(reranker, str) else None,
+        )  # fmt: skip
 
-    @cached_property
+    @property
     def embedder(self) -> Embedder:
         """The embedder: the one given, else the one the index was built with, else the default."""
-        spec = self._embedder_spec
-        if isinstance(spec, Embedder):
-            return spec
-        if spec is None and (self.path / "index.sqlite").exists():
-            spec = self._store(create=False).embedder_spec()
-        return Embedder(spec, dtype=self.settings.dtype, batch_size=self.settings.batch_size)
+        return self.pipeline.embedder()
 
-    def _store(self, *, create: bool) -> Store:
-        store = self.__dict__.get("_store_instance")
-        if store is None:
-            store = Store(self.path, create=create)
-            self.__dict__["_store_instance"] = store
-        return store
+    @property
+    def retriever(self) -> Retriever:
+        """The retriever over this index (keeps BM25 and vectors loaded between searches)."""
+        return self.pipeline.retriever()
+
+    @property
+    def reranker(self) -> Reranker | None:
+        """The rerank stage, if any."""
+        return self.pipeline.reranker()
+
+    @property
+    def fusion(self) -> str:
+        return self.settings.retrieval.fusion
+
+    def chat_model(self) -> ChatModel:
+        """The chat model (loaded on first use and kept for later questions)."""
+        return self.pipeline.chat_model()
 
     def ingest(
         self, paths: Iterable[str | Path], *, progress: IngestProgress | None = None
     ) -> IngestReport:
         """Index new and changed files under `paths`, drop deleted ones, skip unchanged ones."""
         with write_lock(self.path):
-            store = self._store(create=True)
-            spec = self._embedder_spec
-            if isinstance(spec, Embedder):
-                spec = spec.spec
-            store.check_embedder(self.embedder.info, spec=str(spec or ""))
+            store = self.pipeline.store(create=True)
+            store.check_embedder(self.embedder.info, spec=self.pipeline.embedder_spec())
             report = run_ingest(store, self.embedder, self.settings, paths, progress)
-            self.__dict__.pop("retriever", None)
+            self.pipeline.after_write()
             if report.changed:
                 self._remeasure_probes(report)
         return report
 
     def _remeasure_probes(self, report: IngestReport) -> None:
         """Re-run the stored label-free probes (if any) and put the result on `report`."""
-        from rag.probes import FILE_NAME, remeasure
+        from rag.eval.probes import FILE_NAME, remeasure
 
         if not (self.path / FILE_NAME).exists():
             return
         try:
-            probed = remeasure(self.path, self.retriever, changed=report.changed)
+            probed = remeasure(self.path, self.retriever, changed=report.changed,
+                               settings=self.settings)  # fmt: skip
         except RagError as exc:  # the ingest itself succeeded; say why probing did not
             report.warnings.append(f"probes not re-measured: {exc}")
             return
@@ -98,44 +135,49 @@ class Index:
     def probe(
         self,
         n: int | None = None,
-        k: int = 5,
+        k: int | None = None,
         seed: int | None = None,
         *,
-        preset: str | None = None,
         model: str | Path | None = None,
         regenerate: bool = False,
         on_progress: Callable[[int, int], None] | None = None,
     ) -> ProbeReport:
         """Measure retrieval with label-free probes: questions the local model wrote.
 
-        `n` probes (default 50) are written about chunks picked by `seed` (default 0) and
-        cached in the index directory. The cached set is reused when it matches every one of
-        `n`, `seed` and the model (`preset`/`model`) that is given, so only the first run, or
-        `regenerate=True`, loads the generator. Each measurement is appended to the history;
+        `n` probes (default `probe.n`) are written about chunks picked by `seed` (default
+        `probe.seed`) and cached in the index directory. The cached set is reused when it
+        matches every one of `n`, `seed` and `model` that is given, so only the first run, or
+        `regenerate=True`, loads the chat model. Each measurement is appended to the history;
         `report.warning` says when recall@k fell against the previous one, and why.
 
-        >>> report = Index().probe(n=20, k=5, preset="fast")  # doctest: +SKIP
+        >>> report = Index(preset="fast").probe(n=20, k=5)  # doctest: +SKIP
         >>> report.result.recall_at_k, report.warning  # doctest: +SKIP
         """
-        from rag import probes
-        from rag.models import resolve_model
+        from rag.eval import probes
 
+        cfg = self.settings.probe
+        k = cfg.k if k is None else k
         started = time.perf_counter()
-        store = self._store(create=False)
+        store = self.pipeline.store()
         file = probes.ProbeFile.load(self.path)
-        wanted = resolve_model(preset, model).name if (preset or model) else None
         probe_set = file.probe_set
+        settings = self.settings
+        if model is not None:
+            settings = settings.with_overrides({"generation.model": str(model)}, "model=")
+        wanted = _model_name(settings) if model is not None else None
         generated = regenerate or probe_set is None or not probe_set.matches(seed, n, wanted)
         if generated or probe_set is None:
-            generator = self.generator(preset, model)
-            n = probes.DEFAULT_N if n is None else n
-            seed = 0 if seed is None else seed
-            items = probes.generate_probes(store, generator, n, seed, on_progress=on_progress)
-            probe_set = probes.ProbeSet(seed, n, generator.model_path.name, probes.PROMPT, items)
+            chat = self.chat_model() if model is None else load_chat_model(settings)
+            n = cfg.n if n is None else n
+            seed = cfg.seed if seed is None else seed
+            items = probes.generate_probes(store, chat, n, seed, min_chars=cfg.min_chars,
+                                           on_progress=on_progress)  # fmt: skip
+            probe_set = probes.ProbeSet(seed, n, chat.name, probes.PROMPT, items)
             file.probe_set = probe_set
             file.save(self.path)  # the model's work is kept even if measuring fails
         result = probes.measure_probes(probe_set.probes, self.retriever, k)
-        previous, warning = probes.record(self.path, result, store, file=file)
+        previous, warning = probes.record(self.path, result, store, file=file,
+                                          settings=self.settings)  # fmt: skip
         seconds = round(time.perf_counter() - started, 3)
         return probes.ProbeReport(
             str(self.path), probe_set, result, previous, warning, generated, seconds
@@ -155,83 +197,58 @@ class Index:
 
         >>> [(h.path, h.page) for h in Index().search("battery life", k=3)]  # doctest: +SKIP
         """
+        return self.retrieve(query, k, mode=mode, path_glob=path_glob, kinds=kinds,
+                             rerank=rerank).hits  # fmt: skip
+
+    def retrieve(
+        self,
+        query: str,
+        k: int = 10,
+        *,
+        mode: str = "hybrid",
+        path_glob: str | None = None,
+        kinds: Sequence[str] = (),
+        rerank: bool = True,
+    ) -> Retrieval:
+        """Like `search`, with the seconds each retrieval stage took."""
         filters = Filters(path_glob=path_glob, kinds=tuple(kinds))
-        return self.retriever.search(query, k, mode=mode, filters=filters, rerank=rerank)
-
-    @cached_property
-    def retriever(self) -> Retriever:
-        """The retriever over this index (keeps BM25 and FAISS loaded between searches)."""
-        return Retriever(
-            self._store(create=False), self.embedder, reranker=self.reranker, fusion=self.fusion
-        )
-
-    @cached_property
-    def reranker(self) -> Reranker | None:
-        """The rerank stage: the one given, or the one named ("none", "sentence", a folder)."""
-        if self._reranker is None:
-            return None
-        if isinstance(self._reranker, str):
-            from rag.rerank import load_reranker
-
-            return load_reranker(self._reranker, self.embedder)
-        return self._reranker
-
-    def generator(
-        self, preset: str | None = None, model: str | Path | None = None, n_ctx: int = 4096
-    ) -> Generator:
-        """The loaded GGUF generator (kept for later questions; reloaded only if it changes)."""
-        from rag.generate import Generator
-        from rag.models import resolve_model
-
-        path = resolve_model(preset, model)
-        current = self.__dict__.get("_generator")
-        if current is not None and (current.model_path, current.n_ctx) == (path, n_ctx):
-            return current
-        if current is not None:
-            current.close()
-        generator = Generator(path, n_ctx=n_ctx)
-        self.__dict__["_generator"] = generator
-        return generator
+        return self.retriever.retrieve(query, k, mode=mode, filters=filters, rerank=rerank)
 
     def ask(
         self,
         question: str,
         *,
-        preset: str | None = None,
-        model: str | Path | None = None,
-        settings: AskSettings | None = None,
+        settings: AnswerSettings | None = None,
         on_token: Callable[[str], None] | None = None,
         on_event: Callable[[str, dict], None] | None = None,
     ) -> Answer:
         """Answer a question from the indexed documents, with verified citations.
 
+        `settings` replaces the answer settings for this question only. Safe to call from
+        several threads: each gets its own answer (the local model answers one at a time).
+
         >>> answer = Index().ask("How long is the warranty?")  # doctest: +SKIP
         >>> answer.answer, [s.path for s in answer.sources]  # doctest: +SKIP
         """
-        from rag.ask import Asker
-
         if not question.strip():
             raise ConfigError("the question is empty")
-        from rag.models import preset_for
-
-        chosen = preset_for(preset, model)
-        asker = Asker(
-            self.retriever,
-            self.generator(preset, model),
-            settings,
-            structured=chosen.structured if chosen else False,
-            min_found=chosen.min_found if chosen else 0.0,
-        )
-        return asker.ask(question, on_token=on_token, on_event=on_event)
+        asker = self.pipeline.asker()
+        return asker.ask(question, on_token=on_token, on_event=on_event, settings=settings)
 
     def status(self) -> StoreStats:
         """Count documents and chunks, name the embedder, and measure the size on disk."""
-        return self._store(create=False).stats()
+        return self.pipeline.store().stats()
 
     def close(self) -> None:
-        generator = self.__dict__.pop("_generator", None)
-        if generator is not None:
-            generator.close()
-        store = self.__dict__.pop("_store_instance", None)
-        if store is not None:
-            store.close()
+        """Free the loaded chat model and close the store."""
+        self.pipeline.close()
+
+
+def _model_name(settings: Settings) -> str:
+    """The file name the chat model of `settings` is recorded under in a probe set."""
+    from rag.models import PRESETS, resolve_model
+
+    model = settings.generation.model
+    path = resolve_model(preset=model) if model in PRESETS else resolve_model(path=model)
+    return path.name
+

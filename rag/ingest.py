@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Protocol
 
 from rag.chunking import Chunk, chunk_document
-from rag.config import IngestSettings
 from rag.discover import SourceFile, describe_os_error, discover, is_under
-from rag.embedding import Embedder
+from rag.embed import Embedder
 from rag.errors import ConfigError, LoaderError
 from rag.loaders import Document, iter_jsonl_records, load_document, record_document
+from rag.settings import IngestSettings, Settings
 from rag.store import DocumentRecord, Store
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,7 @@ class _Pending:
 def run_ingest(
     store: Store,
     embedder: Embedder,
-    settings: IngestSettings,
+    all_settings: Settings,
     paths: Iterable[str | Path],
     progress: IngestProgress | None = None,
 ) -> IngestReport:
@@ -100,13 +100,14 @@ def run_ingest(
     started = time.perf_counter()
     progress = progress or _NoProgress()
     report = IngestReport()
-    max_tokens = settings.chunk.max_tokens or embedder.info.max_tokens
+    settings, chunking = all_settings.ingest, all_settings.chunk
+    max_tokens = chunking.max_tokens or embedder.info.max_tokens
     if max_tokens > embedder.info.max_tokens:
         raise ConfigError(
             f"chunk max_tokens={max_tokens} exceeds the embedder's limit of "
             f"{embedder.info.max_tokens} word pieces; text past it would be invisible to search"
         )
-    config_hash = settings.content_hash(embedder.info.fingerprint)
+    config_hash = all_settings.content_hash(embedder.info.fingerprint)
     found = discover(paths, include_hidden=settings.include_hidden)
     manifest = store.manifest()
     for root in found.missing:
@@ -118,7 +119,7 @@ def run_ingest(
     pending = _Pending()
 
     def queue(record: DocumentRecord, document: Document) -> None:
-        chunks = chunk_document(document, embedder.counter, max_tokens, settings.chunk.overlap)
+        chunks = chunk_document(document, embedder.counter, max_tokens, chunking.overlap)
         if not chunks:
             raise LoaderError(record.key, "no text to index")
         report.warnings.extend(document.warnings)
@@ -145,7 +146,7 @@ def run_ingest(
         progress.file_done(source.path)
     _flush(store, embedder, pending, report, progress)
     if report.added or report.updated:
-        chunk = {"max_tokens": max_tokens, "overlap": settings.chunk.overlap}
+        chunk = {"max_tokens": max_tokens, "overlap": chunking.overlap}
         store.record_ingest_config({"config_hash": config_hash, "chunk": chunk})
 
     gone = [
@@ -156,7 +157,7 @@ def run_ingest(
     store.remove_documents(gone)
     report.removed = len(gone)
     store.save_vectors()
-    store.save_bm25()
+    store.save_keywords()
     report.seconds = round(time.perf_counter() - started, 3)
     return report
 

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 from rag.errors import ConfigError, IndexFormatError, RagError
 
 if TYPE_CHECKING:
-    from rag.generate import Generator
+    from rag.llm.base import ChatModel
     from rag.retrieve import Retriever
     from rag.store import Store, StoredChunk
 
@@ -169,7 +169,7 @@ def clean_question(text: str) -> str | None:
 
 def generate_probes(
     store: Store,
-    generator: Generator,
+    generator: ChatModel,
     n: int = DEFAULT_N,
     seed: int = 0,
     *,
@@ -182,6 +182,7 @@ def generate_probes(
     one by one until `n` usable questions exist (at most 3n attempts); output without a
     question mark, or a question already asked, is discarded.
     """
+    from rag.llm.base import GenerationOptions, generate
     from rag.prompts import format_source, load_prompt
 
     if n < 1:
@@ -200,19 +201,20 @@ def generate_probes(
     for chunk in chunks[: 3 * n]:
         passage = f"{chunk.heading}\n{chunk.text}" if chunk.heading else chunk.text
         block = format_source(1, Path(chunk.key).name, passage)
-        reply = generator.generate(template.messages(block, ""), 64, temperature=0.0, seed=seed)
+        options = GenerationOptions(max_tokens=64, temperature=0.0, seed=seed)
+        reply = generate(generator, template.messages(block, ""), options)
         question = clean_question(reply.text)
         if question is None or question.lower() in asked:
             continue
         asked.add(question.lower())
-        probes.append(_probe(question, chunk, manifest[chunk.key][0], generator.model_path.name))
+        probes.append(_probe(question, chunk, manifest[chunk.key][0], generator.name))
         if on_progress is not None:
             on_progress(len(probes), n)
         if len(probes) == n:
             break
     if not probes:
         raise RagError(
-            f"{generator.model_path.name} wrote no usable question in {min(len(chunks), 3 * n)} "
+            f"{generator.name} wrote no usable question in {min(len(chunks), 3 * n)} "
             "tries; try a larger model (--preset default)"
         )
     return probes
@@ -309,7 +311,7 @@ def measurement_config(retriever: Retriever) -> dict:
         "embedder": f"{info.name} ({info.fingerprint})" if info else None,
         "retrieval": {
             "mode": "hybrid", "fusion": retriever.fusion, "dense_weight": retriever.dense_weight,
-            "candidates": retriever.candidates, "dense_index": retriever.dense_index,
+            "candidates": retriever.candidates, "dense_index": retriever.store.vector_backend.kind,
             "reranker": getattr(retriever.reranker, "name", None) if retriever.reranker else None,
         },
     }  # fmt: skip

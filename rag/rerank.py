@@ -20,7 +20,7 @@ from rag.errors import ConfigError, ModelNotFoundError
 if TYPE_CHECKING:
     import numpy as np
 
-    from rag.embedding import Embedder
+    from rag.embed import Embedder
     from rag.retrieve import Hit
 
 
@@ -85,7 +85,7 @@ class SentenceReranker:
     sentence alone is worse than no reranking). weight=0.35 was chosen on SciFact, SQuAD and
     PubMedQA (evals/retrieval_research.md). Sentence vectors are cached per chunk text.
 
-    >>> reranker = SentenceReranker(Embedder())                       # doctest: +SKIP
+    >>> reranker = SentenceReranker(embedder)                       # doctest: +SKIP
     >>> Retriever(store, embedder, reranker=reranker).search("...")   # doctest: +SKIP
     """
 

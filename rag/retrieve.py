@@ -14,6 +14,7 @@ passage was picked.
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -23,7 +24,7 @@ from rag.fusion import reciprocal_rank_fusion, score_fusion
 if TYPE_CHECKING:
     import numpy as np
 
-    from rag.embedding import Embedder
+    from rag.embed import Embedder
     from rag.rerank import Reranker
     from rag.store import Store
 
@@ -70,6 +71,15 @@ class Hit:
         return data
 
 
+@dataclass
+class Retrieval:
+    """What one search found, and the seconds each stage took (embed_query, bm25, dense,
+    fusion, fetch, rerank)."""
+
+    hits: list[Hit]
+    timings: dict[str, float] = field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class Filters:
     """Restrict search to documents whose path matches `path_glob` and kind is in `kinds`."""
@@ -86,9 +96,9 @@ class Retriever:
     """Search one store with its embedder.
 
     `candidates` is how many hits each of BM25 and dense contributes to fusion; the reranker,
-    if any, reorders the best `rerank_top` fused hits (the rest follow in fused order).
-    `dense_index="hnsw"` searches an approximate HNSW index instead of the exact one (for
-    large corpora; its recall against exact search is in evals/bench_search.py).
+    if any, reorders the best `rerank_top` fused hits (the rest follow in fused order). The
+    keyword and vector indexes are the store's (its backends: exact FAISS, HNSW, ...). A
+    retriever keeps no per-query state: several threads may search it at once.
 
     >>> retriever = Retriever(store, embedder)              # doctest: +SKIP
     >>> [h.path for h in retriever.search("battery life", k=3)]  # doctest: +SKIP
@@ -106,10 +116,7 @@ class Retriever:
         rrf_k: int = 60,
         reranker: Reranker | None = None,
         rerank_top: int = 30,
-        dense_index: str = "flat",
     ) -> None:
-        if dense_index not in ("flat", "hnsw"):
-            raise ConfigError(f"dense_index={dense_index!r} must be 'flat' (exact) or 'hnsw'")
         if fusion not in FUSIONS:
             raise ConfigError(f"fusion={fusion!r} must be one of {', '.join(FUSIONS)}")
         if not 0.0 <= dense_weight <= 1.0:
@@ -118,14 +125,12 @@ class Retriever:
             raise ConfigError(f"candidates={candidates} and rerank_top={rerank_top} must be >= 1")
         self.store = store
         self.embedder = embedder
-        self.dense_index = dense_index
         self.candidates = candidates
         self.fusion = fusion
         self.dense_weight = dense_weight
         self.rrf_k = rrf_k
         self.reranker = reranker
         self.rerank_top = rerank_top
-        self.timings: dict[str, float] = {}
 
     def search(
         self,
@@ -136,18 +141,29 @@ class Retriever:
         rerank: bool = True,
     ) -> list[Hit]:
         """Return the `k` best passages for `query`, best first."""
+        return self.retrieve(query, k, mode, filters, rerank).hits
+
+    def retrieve(
+        self,
+        query: str,
+        k: int = 10,
+        mode: str = "hybrid",
+        filters: Filters | None = None,
+        rerank: bool = True,
+    ) -> Retrieval:
+        """Return the `k` best passages for `query`, best first, with each stage's seconds."""
         if mode not in MODES:
             raise ConfigError(f"mode={mode!r} must be one of {', '.join(MODES)}")
         if k < 1:
             raise ConfigError(f"k={k} must be at least 1")
         if not query.strip():
             raise ConfigError("the query is empty")
-        self.timings = {}
+        timings: dict[str, float] = {}
         allowed = None
         if filters is not None and filters.active:
             allowed = self.store.chunk_ids_matching(filters.path_glob, filters.kinds)
             if not allowed:
-                return []
+                return Retrieval([], timings)
         reranking = rerank and self.reranker is not None
         depth = max(self.candidates, k, self.rerank_top if reranking else k)
         stages: dict[int, Stages] = {}
@@ -156,14 +172,14 @@ class Retriever:
         vector = None
         if mode in ("bm25", "hybrid"):
             started = time.perf_counter()
-            found_bm25 = self.store.bm25_index().search(query, depth, allowed)
-            self.timings["bm25"] = time.perf_counter() - started
+            found_bm25 = self.store.keyword_index().search(query, depth, allowed)
+            timings["bm25"] = time.perf_counter() - started
             for rank, (cid, score) in enumerate(found_bm25, start=1):
                 s = stages.setdefault(cid, Stages())
                 s.bm25_rank, s.bm25_score = rank, score
         if mode in ("dense", "hybrid"):
-            vector = self._embed(query)
-            found_dense = self._dense(vector, depth, allowed)
+            vector = self._embed(query, timings)
+            found_dense = self._dense(vector, depth, allowed, timings)
             for rank, (cid, score) in enumerate(found_dense, start=1):
                 s = stages.setdefault(cid, Stages())
                 s.dense_rank, s.dense_score = rank, score
@@ -174,10 +190,10 @@ class Retriever:
             rankings = [[cid for cid, _ in found_bm25], [cid for cid, _ in found_dense]]
             fused = reciprocal_rank_fusion(rankings, k=self.rrf_k)
         else:
-            fused = self._score_fusion(query, vector, found_bm25, found_dense)
+            fused = self._score_fusion(query, vector, found_bm25, found_dense, timings)
         for rank, (cid, score) in enumerate(fused, start=1):
             stages[cid].fused_rank, stages[cid].fused_score = rank, score
-        self.timings["fusion"] = time.perf_counter() - started
+        timings["fusion"] = time.perf_counter() - started
         started = time.perf_counter()
         pool = fused[: max(k, self.rerank_top if reranking else k)]
         chunks = self.store.chunks_by_id(cid for cid, _ in pool)
@@ -187,7 +203,7 @@ class Retriever:
             for cid, score in pool
             if (c := chunks.get(cid)) is not None
         ]  # fmt: skip
-        self.timings["fetch"] = time.perf_counter() - started
+        timings["fetch"] = time.perf_counter() - started
         if reranking and self.reranker is not None and hits:
             started = time.perf_counter()
             head, tail = hits[: self.rerank_top], hits[self.rerank_top :]
@@ -196,11 +212,11 @@ class Retriever:
                 hit.stages.rerank_score = hit.score = float(score)
             head.sort(key=lambda h: -h.score)
             hits = head + tail
-            self.timings["rerank"] = time.perf_counter() - started
+            timings["rerank"] = time.perf_counter() - started
         hits = hits[:k]
         for rank, hit in enumerate(hits, start=1):
             hit.rank = rank
-        return hits
+        return Retrieval(hits, timings)
 
     def _score_fusion(
         self,
@@ -208,6 +224,7 @@ class Retriever:
         vector: np.ndarray | None,
         found_bm25: list[tuple[int, float]],
         found_dense: list[tuple[int, float]],
+        timings: dict[str, float],
     ) -> list[tuple[int, float]]:
         """Normalise and mix both candidate lists, scoring each one-sided hit exactly."""
         in_bm25 = {cid for cid, _ in found_bm25}
@@ -216,10 +233,11 @@ class Retriever:
         only_bm25 = in_bm25 - in_dense
         extra_bm25: dict[int, float] = dict.fromkeys(only_dense, 0.0)  # BM25 lists only > 0
         if only_dense:
-            extra_bm25.update(self.store.bm25_index().search(query, len(only_dense), only_dense))
+            extra = self.store.keyword_index().search(query, len(only_dense), only_dense)
+            extra_bm25.update(extra)
         extra_dense: dict[int, float] = {}
         if only_bm25 and vector is not None:
-            extra_dense = dict(self._dense(vector, len(only_bm25), only_bm25))
+            extra_dense = dict(self._dense(vector, len(only_bm25), only_bm25, timings))
         return score_fusion(
             [found_bm25, found_dense],
             weights=[1.0 - self.dense_weight, self.dense_weight],
@@ -227,30 +245,21 @@ class Retriever:
             extra=[extra_bm25, extra_dense],
         )
 
-    def _embed(self, query: str) -> np.ndarray:
+    def _embed(self, query: str, timings: dict[str, float]) -> np.ndarray:
         started = time.perf_counter()
         vector = self.embedder.encode([query])
-        self.timings["embed_query"] = time.perf_counter() - started
+        timings["embed_query"] = time.perf_counter() - started
         return vector
 
     def _dense(
-        self, vector: np.ndarray, depth: int, allowed: set[int] | None
+        self,
+        vector: np.ndarray,
+        depth: int,
+        allowed: Collection[int] | None,
+        timings: dict[str, float],
     ) -> list[tuple[int, float]]:
-        """Inner-product search (exact, or HNSW), restricted to `allowed` chunk ids if given."""
-        import faiss
-        import numpy as np
-
+        """Inner-product search in the store's vector index, restricted to `allowed` ids."""
         started = time.perf_counter()
-        approximate = self.dense_index == "hnsw"
-        index = self.store.hnsw_index() if approximate else self.store.faiss_index()
-        if index.ntotal == 0:
-            return []
-        params = None
-        if allowed is not None:
-            selector = faiss.IDSelectorBatch(np.fromiter(allowed, dtype=np.int64))
-            hnsw = faiss.SearchParametersHNSW  # type: ignore[attr-defined]
-            kind = hnsw if approximate else faiss.SearchParameters
-            params = kind(sel=selector)  # type: ignore[call-arg]
-        scores, ids = index.search(vector, min(depth, index.ntotal), params=params)
-        self.timings["dense"] = self.timings.get("dense", 0.0) + time.perf_counter() - started
-        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+        found = self.store.vector_index().search(vector, depth, allowed)
+        timings["dense"] = timings.get("dense", 0.0) + time.perf_counter() - started
+        return found

@@ -5,6 +5,8 @@ Layout of an index directory:
                               text, spans, page, heading and their vectors; meta (format version,
                               embedder, generation counter)
     vectors-<generation>.faiss  exact inner-product index of the same vectors, keyed by chunk id
+                              (or hnsw-<generation>-m<M>.faiss: the vector backend's own file,
+                              rag/vectors/)
     bm25-<generation>/        BM25 index over the same chunks (heading + text), rebuilt per change
     probes.json               label-free retrieval probes and their measurement history
                               (rag/probes.py); not derived from SQLite, kept across re-ingests
@@ -19,22 +21,28 @@ it is rebuilt from SQLite. A `kill -9` at any moment therefore leaves a consiste
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rag.errors import IndexFormatError, IndexLockedError, IndexNotFoundError
+from rag.keyword_index import KeywordBackend, KeywordIndex
+from rag.vectors import FlatBackend, VectorBackend, VectorIndex
 
 if TYPE_CHECKING:
     import numpy as np
 
     from rag.chunking import Chunk
-    from rag.embedding import EmbedderInfo
+    from rag.embed.base import EmbedderInfo
+
+log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 DB_NAME = "index.sqlite"
@@ -116,7 +124,14 @@ class Store:
     0
     """
 
-    def __init__(self, directory: Path, *, create: bool = False) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        create: bool = False,
+        vectors: VectorBackend | None = None,
+        keywords: KeywordBackend | None = None,
+    ) -> None:
         self.directory = Path(directory)
         db_path = self.directory / DB_NAME
         if not db_path.exists():
@@ -131,9 +146,15 @@ class Store:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA foreign_keys=ON")
         self._init_schema()
-        self._faiss: Any = None
-        self._bm25: Any = None
-        self._hnsw: Any = None
+        self.vector_backend: VectorBackend = vectors or FlatBackend()
+        if keywords is None:
+            from rag.bm25 import BM25Backend  # bm25s loads only when an index is opened
+
+            keywords = BM25Backend()
+        self.keyword_backend: KeywordBackend = keywords
+        self._vectors: VectorIndex | None = None
+        self._keywords: KeywordIndex | None = None
+        self._lock = threading.RLock()  # derived indexes are loaded once, whoever asks first
 
     # --- meta -----------------------------------------------------------------------------
 
@@ -172,7 +193,7 @@ class Store:
         return int(self._get_meta("generation") or 0)
 
     def embedder_info(self) -> EmbedderInfo | None:
-        from rag.embedding import EmbedderInfo
+        from rag.embed.base import EmbedderInfo
 
         text = self._get_meta("embedder")
         return EmbedderInfo.from_json(text) if text else None
@@ -236,7 +257,7 @@ class Store:
         if len(vectors) != total:
             raise ValueError(f"{total} chunks but {len(vectors)} vectors")
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        self.faiss_index()  # load before writing so it is updated in place, not rebuilt
+        self.vector_index()  # load before writing so it is updated in place, not rebuilt
         now = time.time()
         new_ids: list[int] = []
         with self.transaction():
@@ -277,22 +298,18 @@ class Store:
                     new_ids.append(int(cursor.lastrowid or 0))
                     row += 1
             self._bump_generation()
-        self._bm25 = self._hnsw = None
-        self._faiss_remove(removed)
-        if new_ids:
-            self._faiss.add_with_ids(vectors, np.asarray(new_ids, dtype=np.int64))
+        self._update_vectors(removed, np.asarray(new_ids, dtype=np.int64), vectors)
 
     def remove_documents(self, keys: Iterable[str]) -> None:
         """Remove documents and their chunks and vectors in one transaction."""
         keys = list(keys)
         if not keys:
             return
-        self.faiss_index()
+        self.vector_index()
         with self.transaction():
             removed = self._delete_keys(keys)
             self._bump_generation()
-        self._bm25 = self._hnsw = None
-        self._faiss_remove(removed)
+        self._update_vectors(removed)
 
     def _delete_keys(self, keys: list[str]) -> list[int]:
         chunk_ids: list[int] = []
@@ -309,127 +326,96 @@ class Store:
     def _bump_generation(self) -> None:
         self._set_meta("generation", str(self.generation + 1))
 
-    # --- vectors ----------------------------------------------------------------------------
-
-    def _faiss_path(self, generation: int) -> Path:
-        return self.directory / f"vectors-{generation:010d}.faiss"
-
-    def _faiss_remove(self, ids: list[int]) -> None:
+    def _update_vectors(
+        self, removed: list[int], ids: np.ndarray | None = None, vectors: np.ndarray | None = None
+    ) -> None:
+        """Bring the loaded derived indexes in line with a committed write (or drop them)."""
         import numpy as np
 
-        if ids:
-            self._faiss.remove_ids(np.asarray(ids, dtype=np.int64))
+        with self._lock:
+            self._keywords = None
+            index = self._vectors
+            if index is None:
+                return
+            if removed and not index.remove(np.asarray(removed, dtype=np.int64)):
+                self._vectors = None  # this kind cannot delete: rebuilt on next use
+                return
+            if ids is not None and vectors is not None and len(ids):
+                index.add(ids, vectors)
 
-    def faiss_index(self) -> Any:
-        """Return the FAISS index of this generation, loading or rebuilding it as needed."""
-        if self._faiss is not None:
-            return self._faiss
-        index = _read_faiss(self._faiss_path(self.generation))
-        if index is None or index.ntotal != self.chunk_count():
-            index = self._rebuild_faiss()
-        self._faiss = index
-        return index
+    # --- derived indexes ----------------------------------------------------------------
 
-    def _rebuild_faiss(self) -> Any:
-        import faiss
+    def vector_index(self) -> VectorIndex:
+        """Return the vector index of this generation, loading or rebuilding it as needed."""
+        with self._lock:
+            if self._vectors is None:
+                path = self.directory / self.vector_backend.file_name(self.generation)
+                index = self.vector_backend.load(path)
+                if index is None or len(index) != self.chunk_count():
+                    index = self._rebuild_vectors()
+                    try:  # kept for the next process (an HNSW graph takes long to build)
+                        index.save(path)
+                    except OSError as exc:
+                        log.debug("could not save %s: %s", path, exc)
+                self._vectors = index
+            return self._vectors
+
+    def _rebuild_vectors(self) -> VectorIndex:
         import numpy as np
 
         info = self.embedder_info()
         dim = info.dim if info else 0
-        index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        index = self.vector_backend.create(dim)
         cursor = self.db.execute("SELECT id, vector FROM chunks ORDER BY id")
         while rows := cursor.fetchmany(4096):
             ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
             vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
-            index.add_with_ids(vecs.reshape(len(rows), dim), ids)
+            index.add(ids, vecs.reshape(len(rows), dim))
         return index
 
     def save_vectors(self) -> None:
-        """Write the FAISS index for the current generation atomically; drop stale ones."""
-        import faiss
-
-        path = self._faiss_path(self.generation)
+        """Write the vector index for the current generation atomically; drop stale ones."""
+        name = self.vector_backend.file_name(self.generation)
+        path = self.directory / name
         if not path.exists():
-            tmp = path.with_suffix(".tmp")
-            faiss.write_index(self.faiss_index(), str(tmp))
-            with tmp.open("rb") as handle:
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        for stale in self.directory.glob("vectors-*"):
+            self.vector_index().save(path)
+        for stale in self.directory.glob(f"{self.vector_backend.name}-*"):
             if stale != path:
                 stale.unlink(missing_ok=True)
 
-    def hnsw_index(self, m: int = 32, ef_search: int = 128) -> Any:
-        """An approximate (HNSW) index of the same vectors, for large corpora.
+    def keyword_index(self) -> KeywordIndex:
+        """Return the keyword index of this generation, loading or rebuilding it as needed."""
+        with self._lock:
+            if self._keywords is None:
+                path = self._keyword_path(self.generation)
+                index = self.keyword_backend.load(path)
+                if index is None or len(index) != self.chunk_count():
+                    ids, texts = [], []
+                    for chunk_id, heading, text in self.db.execute(
+                        "SELECT id, heading, text FROM chunks ORDER BY id"
+                    ):
+                        ids.append(chunk_id)
+                        texts.append(f"{heading}\n{text}" if heading else text)
+                    index = self.keyword_backend.build(ids, texts)
+                self._keywords = index
+            return self._keywords
 
-        Derived from SQLite like the exact index and saved per generation; removals rebuild
-        it (HNSW cannot delete). `ef_search` trades speed for recall at query time.
-        """
-        import faiss
+    def _keyword_path(self, generation: int) -> Path:
+        return self.directory / f"{self.keyword_backend.name}-{generation:010d}"
 
-        if self._hnsw is None:
-            path = self.directory / f"hnsw-{self.generation:010d}-m{m}.faiss"
-            index = _read_faiss(path)
-            if index is None or index.ntotal != self.chunk_count():
-                exact = self.faiss_index()
-                ids = faiss.vector_to_array(exact.id_map).astype("int64")
-                vectors = exact.index.reconstruct_n(0, exact.ntotal) if exact.ntotal else None
-                hnsw = faiss.IndexHNSWFlat(exact.d, m, faiss.METRIC_INNER_PRODUCT)
-                hnsw.hnsw.efConstruction = 80
-                index = faiss.IndexIDMap2(hnsw)
-                if vectors is not None:
-                    index.add_with_ids(vectors, ids)
-                tmp = path.with_suffix(".tmp")
-                faiss.write_index(index, str(tmp))
-                os.replace(tmp, path)
-                for stale in self.directory.glob("hnsw-*"):
-                    if stale != path:
-                        stale.unlink(missing_ok=True)
-            self._hnsw = index
-        faiss.downcast_index(self._hnsw.index).hnsw.efSearch = ef_search  # type: ignore[attr-defined]
-        return self._hnsw
-
-    # --- keyword index ----------------------------------------------------------------------
-
-    def _bm25_path(self, generation: int) -> Path:
-        return self.directory / f"bm25-{generation:010d}"
-
-    def bm25_index(self) -> Any:
-        """Return the BM25 index of this generation, loading or rebuilding it as needed."""
-        if self._bm25 is not None:
-            return self._bm25
-        from rag.bm25 import BM25Index
-
-        path = self._bm25_path(self.generation)
-        index = None
-        if path.is_dir():
-            try:
-                index = BM25Index.load(path)
-            except (IndexFormatError, OSError, ValueError):
-                index = None
-        if index is None or len(index) != self.chunk_count():
-            ids, texts = [], []
-            for chunk_id, heading, text in self.db.execute(
-                "SELECT id, heading, text FROM chunks ORDER BY id"
-            ):
-                ids.append(chunk_id)
-                texts.append(f"{heading}\n{text}" if heading else text)
-            index = BM25Index.build(ids, texts)
-        self._bm25 = index
-        return index
-
-    def save_bm25(self) -> None:
-        """Rebuild the BM25 index if the chunks changed, save it atomically, drop stale ones."""
+    def save_keywords(self) -> None:
+        """Save the keyword index of the current generation atomically; drop stale ones."""
         import shutil
 
-        path = self._bm25_path(self.generation)
-        if not path.is_dir():
-            self._bm25 = None
-            self.bm25_index().save(path)
-        for stale in self.directory.glob("bm25-*"):
+        name = self.keyword_backend.name
+        path = self._keyword_path(self.generation)
+        if not path.is_dir() or self.keyword_backend.load(path) is None:
+            self._keywords = None
+            self.keyword_index().save(path)
+        for stale in self.directory.glob(f"{name}-*"):
             if stale != path:
                 shutil.rmtree(stale, ignore_errors=True)
-        for stale in self.directory.glob(".bm25-*"):
+        for stale in self.directory.glob(f".{name}-*"):
             shutil.rmtree(stale, ignore_errors=True)
 
     # --- reads ------------------------------------------------------------------------------
@@ -499,11 +485,8 @@ class Store:
         )
 
     def consistency_problems(self) -> list[str]:
-        """List every way FAISS and SQLite disagree (empty when consistent)."""
-        index = self.faiss_index()
-        import faiss
-
-        faiss_ids = {int(i) for i in faiss.vector_to_array(index.id_map)}
+        """List every way the vector index and SQLite disagree (empty when consistent)."""
+        faiss_ids = {int(i) for i in self.vector_index().ids()}
         sql_ids = {i for (i,) in self.db.execute("SELECT id FROM chunks")}
         problems = []
         if faiss_ids - sql_ids:
@@ -519,18 +502,6 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
-
-
-def _read_faiss(path: Path) -> Any:
-    """Read a FAISS file; None when it is missing or unreadable (it is rebuilt from SQLite)."""
-    import faiss
-
-    if not path.exists():
-        return None
-    try:
-        return faiss.read_index(str(path))
-    except RuntimeError:
-        return None
 
 
 @contextmanager

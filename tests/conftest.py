@@ -25,9 +25,9 @@ def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
 @pytest.fixture(scope="session")
 def embedder():
     """The real packaged embedder, loaded once for the whole session."""
-    from rag.embedding import Embedder
+    from rag.embed import SentenceTransformerEmbedder
 
-    return Embedder()
+    return SentenceTransformerEmbedder()
 
 
 @pytest.fixture

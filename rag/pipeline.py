@@ -1,0 +1,195 @@
+"""The composition root: the one place that turns settings into a wired pipeline.
+
+`build_pipeline(directory, settings)` picks every backend (store, keyword and vector index,
+embedder, reranker, chat model) from the settings; a caller may hand in its own object for
+any port instead (a test's scripted chat model, a remote vector index). Components are made
+on first use and then kept, so `rag status` never loads a model and a second question reuses
+the loaded one; each is made once even when several threads ask for it at the same time.
+
+>>> from rag.pipeline import build_pipeline
+>>> from rag.settings import load_settings
+>>> pipeline = build_pipeline("my-index", load_settings(preset="fast").settings)  # doctest: +SKIP
+>>> pipeline.asker().ask("How long is the warranty?").answer  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rag.embed import DEFAULT_EMBEDDER, Embedder, SentenceTransformerEmbedder
+from rag.errors import ConfigError
+from rag.keyword_index import KeywordBackend
+from rag.llm.base import ChatModel
+from rag.rerank import Reranker, load_reranker
+from rag.settings import Settings
+from rag.store import DB_NAME, Store
+from rag.vectors import VectorBackend, vector_backend
+
+if TYPE_CHECKING:
+    from rag.ask import Asker
+    from rag.retrieve import Retriever
+
+
+def build_pipeline(
+    directory: str | Path,
+    settings: Settings | None = None,
+    *,
+    embedder: Embedder | None = None,
+    chat_model: ChatModel | None = None,
+    vectors: VectorBackend | None = None,
+    keywords: KeywordBackend | None = None,
+    reranker: Reranker | None = None,
+) -> Pipeline:
+    """Wire the pipeline over the index in `directory` from `settings` (default: built-in
+    defaults); any component given here is used instead of the one the settings name."""
+    settings = settings or Settings()
+    if vectors is None:
+        r = settings.retrieval
+        vectors = vector_backend(r.dense_index, hnsw_m=r.hnsw_m, hnsw_ef_search=r.hnsw_ef_search)
+    if keywords is None:
+        from rag.bm25 import BM25Backend
+
+        keywords = BM25Backend(settings.bm25.to_bm25())
+    return Pipeline(
+        Path(directory).expanduser(),
+        settings,
+        vectors,
+        keywords,
+        _embedder=embedder,
+        _chat_model=chat_model,
+        _reranker=reranker,
+        _reranker_given=reranker is not None,
+    )
+
+
+@dataclass
+class Pipeline:
+    """The wired pipeline over one index directory (see `build_pipeline`)."""
+
+    directory: Path
+    settings: Settings
+    vectors: VectorBackend
+    keywords: KeywordBackend
+    _embedder: Embedder | None = None
+    _chat_model: ChatModel | None = None
+    _reranker: Reranker | None = None
+    _reranker_given: bool = False
+    _store: Store | None = None
+    _retriever: Retriever | None = None
+    _owned_chat_model: bool = False
+    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+
+    def store(self, *, create: bool = False) -> Store:
+        """The index's store (SQLite plus its derived indexes); `create` makes a new one."""
+        with self._lock:
+            if self._store is None:
+                self._store = Store(self.directory, create=create, vectors=self.vectors,
+                                    keywords=self.keywords)  # fmt: skip
+            return self._store
+
+    def exists(self) -> bool:
+        """Whether an index has been written in the directory yet."""
+        return (self.directory / DB_NAME).exists()
+
+    def embedder(self) -> Embedder:
+        """The given embedder, else the settings' one, else the one the index was built with."""
+        with self._lock:
+            if self._embedder is None:
+                spec = self.settings.ingest.embedder
+                if spec == DEFAULT_EMBEDDER and self.exists():
+                    spec = self.store().embedder_spec() or spec  # built with another folder
+                ingest = self.settings.ingest
+                self._embedder = SentenceTransformerEmbedder(
+                    spec, dtype=ingest.dtype, batch_size=ingest.batch_size
+                )
+            return self._embedder
+
+    def embedder_spec(self) -> str:
+        """What to record as the index's embedder ("" for the packaged default)."""
+        spec = getattr(self.embedder(), "spec", None)
+        return "" if spec in (None, DEFAULT_EMBEDDER) else str(spec)
+
+    def reranker(self) -> Reranker | None:
+        """The rerank stage the settings name ("none", "sentence", a cross-encoder folder)."""
+        with self._lock:
+            if not self._reranker_given:
+                self._reranker = load_reranker(self.settings.retrieval.reranker, self.embedder())
+                self._reranker_given = True
+            return self._reranker
+
+    def retriever(self) -> Retriever:
+        """Hybrid retrieval over the store (keeps BM25 and vectors loaded between searches)."""
+        from rag.retrieve import Retriever
+
+        with self._lock:
+            if self._retriever is None:
+                r = self.settings.retrieval
+                self._retriever = Retriever(
+                    self.store(),
+                    self.embedder(),
+                    candidates=r.candidates,
+                    fusion=r.fusion,
+                    dense_weight=r.dense_weight,
+                    rrf_k=r.rrf_k,
+                    reranker=self.reranker(),
+                    rerank_top=r.rerank_top,
+                )
+            return self._retriever
+
+    def chat_model(self) -> ChatModel:
+        """The given chat model, else the settings' local GGUF model (loaded once)."""
+        with self._lock:
+            if self._chat_model is None:
+                self._chat_model = load_chat_model(self.settings)
+                self._owned_chat_model = True
+            return self._chat_model
+
+    def asker(self) -> Asker:
+        """Answers questions with the retriever and the chat model, by the answer settings."""
+        from rag.ask import Asker
+
+        return Asker(self.retriever(), self.chat_model(), self.settings.answer)
+
+    def after_write(self) -> None:
+        """Forget what a write made stale (the retriever's view of the store)."""
+        with self._lock:
+            self._retriever = None
+
+    def close(self) -> None:
+        """Free the chat model this pipeline loaded and close the store."""
+        with self._lock:
+            model, self._chat_model = self._chat_model, None
+            if self._owned_chat_model and model is not None:
+                close = getattr(model, "close", None)
+                if close is not None:
+                    close()
+            self._owned_chat_model = False
+            if self._store is not None:
+                self._store.close()
+                self._store = None
+            self._retriever = None
+
+
+def load_chat_model(settings: Settings) -> ChatModel:
+    """Load the local GGUF model `settings.generation.model` names (a packaged model name or
+    a file path) with the generation settings."""
+    from rag.llm.llamacpp import LlamaCppChatModel
+    from rag.models import PRESETS, resolve_model
+
+    g = settings.generation
+    if not g.model:
+        raise ConfigError("generation.model is empty: name a packaged model or a GGUF file")
+    path = resolve_model(preset=g.model) if g.model in PRESETS else resolve_model(path=g.model)
+    return LlamaCppChatModel(
+        path,
+        n_ctx=g.n_ctx,
+        n_threads=g.n_threads or None,
+        seed=g.seed,
+        chat_format=g.chat_format,
+        flash_attn=g.flash_attn,
+        prompt_lookup=g.prompt_lookup,
+        n_batch=g.n_batch,
+    )
