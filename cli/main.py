@@ -217,7 +217,8 @@ def ask(
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Sampling seed.", show_default=False)] = None,
     max_tokens: Annotated[
-        int | None, typer.Option(help="Longest answer, in tokens. Default: 256.", show_default=False)
+        int | None,
+        typer.Option(help="Longest answer, in tokens. Default: 256.", show_default=False),
     ] = None,
     strict: StrictOption = None,
     quotes: QuotesOption = False,

@@ -15,63 +15,20 @@ from typing import TYPE_CHECKING, cast
 
 from rag.cite import CitationChecker, CitedSentence, SourceText
 from rag.compress import compress, remove_near_duplicates
-from rag.errors import ConfigError
 from rag.llm.base import ChatModel, Generation, GenerationOptions, TokenProbabilities
 from rag.pack import pack, token_budget
-from rag.prompts import (
-    DEFAULT_PROMPT,
-    NOT_FOUND_MARKER,
-    PromptTemplate,
-    format_source,
-    load_prompt,
-)
+from rag.prompts import NOT_FOUND_MARKER, PromptTemplate, format_source, load_prompt
+from rag.settings import AnswerSettings
 
 if TYPE_CHECKING:
     from rag.retrieve import Hit, Retriever
 
 NOT_FOUND = "Not found in your documents."
-OUTPUTS = ("text", "json")
-JSON_PROMPT = "answer-json-v1"
 # Which abstention signal an answer's "found" decision rested on (Answer.abstention_signal).
 SIGNAL_P_FOUND = "p_found"  # the model's own P(found), read from its next-token distribution
 SIGNAL_NO_PROBABILITIES = "none: the model gives no token probabilities"
 SIGNAL_TEXT = "none: free-text answers have no P(found)"
 
-
-
-@dataclass(frozen=True)
-class AskSettings:
-    """How an answer is made (temporary: moves to rag.settings.AnswerSettings)."""
-
-    candidates: int = 8
-    max_tokens: int = 256
-    context_tokens: int = 1000
-    min_evidence: float = 0.25
-    output: str = "text"  # "text" or "json" (constrained)
-    min_found: float = 0.0  # structured answers: abstain when the model's P(found) is under it
-    support_threshold: float = 0.6
-    claim_margin: float = 0.05
-    compress: bool = True
-    keep_ratio: float = 0.6
-    strict: bool = False
-    temperature: float = 0.0
-    top_p: float = 0.95
-    top_k: int = 40
-    seed: int | None = None
-    prompt: str = DEFAULT_PROMPT
-    json_prompt: str = JSON_PROMPT
-
-    def __post_init__(self) -> None:
-        if self.output not in OUTPUTS:
-            raise ConfigError(f"output={self.output!r} must be one of {', '.join(OUTPUTS)}")
-        if self.max_tokens < 1:
-            raise ConfigError(f"max_tokens={self.max_tokens} must be at least 1")
-        if self.candidates < 1:
-            raise ConfigError(f"candidates={self.candidates} must be at least 1")
-        if not 0 <= self.min_found <= 1:
-            raise ConfigError(f"min_found={self.min_found} must be between 0 and 1")
-        if not 0 <= self.temperature <= 2:
-            raise ConfigError(f"temperature={self.temperature} must be between 0 and 2")
 
 
 @dataclass
@@ -167,11 +124,11 @@ class Asker:
         self,
         retriever: Retriever,
         model: ChatModel,
-        settings: AskSettings | None = None,
+        settings: AnswerSettings | None = None,
     ) -> None:
         self.retriever = retriever
         self.model = model
-        self.settings = settings or AskSettings()
+        self.settings = settings or AnswerSettings()
 
     def ask(
         self,
@@ -179,7 +136,7 @@ class Asker:
         *,
         on_token: Callable[[str], None] | None = None,
         on_event: Events | None = None,
-        settings: AskSettings | None = None,
+        settings: AnswerSettings | None = None,
     ) -> Answer:
         """Answer `question`; stream tokens to `on_token`; report stages to `on_event`."""
         started = time.perf_counter()
@@ -192,7 +149,7 @@ class Asker:
         question: str,
         on_token: Callable[[str], None] | None,
         on_event: Events | None,
-        cfg: AskSettings,
+        cfg: AnswerSettings,
     ) -> Answer:
         event = on_event or (lambda name, data: None)
         stages: dict[str, float] = {}
@@ -285,7 +242,7 @@ class Asker:
         return result.answer(text, kept, sources, usage, raw, removed)
 
     def _build_sources(
-        self, question: str, hits: list[Hit], cfg: AskSettings, template: PromptTemplate
+        self, question: str, hits: list[Hit], cfg: AnswerSettings, template: PromptTemplate
     ) -> tuple[list[Source], int, int]:
         """Compress, de-duplicate, pack into the token budget of the prompt that is sent;
         `pack` puts the strongest evidence first and last."""

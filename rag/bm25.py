@@ -14,7 +14,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -184,7 +184,7 @@ class BM25Index:
         return self._retriever.get_scores_from_ids(term_ids)
 
     def search(
-        self, query: str, k: int, allowed: set[int] | None = None
+        self, query: str, k: int, allowed: Collection[int] | None = None
     ) -> list[tuple[int, float]]:
         """Return up to `k` (chunk id, score) pairs with a positive score, best first.
 

@@ -30,7 +30,6 @@ class EmbedderInfo:
         return cls(**json.loads(text))
 
 
-
 @runtime_checkable
 class Embedder(Protocol):
     """Turns texts into unit-length vectors; counts text in its own tokens for chunking."""

@@ -128,7 +128,9 @@ class TokenProbabilities(Protocol):
         ...
 
 
-def generate(model: ChatModel, messages: Sequence[Message], options: GenerationOptions) -> Generation:
+def generate(
+    model: ChatModel, messages: Sequence[Message], options: GenerationOptions
+) -> Generation:
     """Run a reply to the end and return it with its statistics."""
     stream = model.stream(messages, options)
     for _ in stream:

@@ -3,7 +3,8 @@
 Example:
     >>> from rag.llm.llamacpp import LlamaCppChatModel
     >>> model = LlamaCppChatModel.from_preset("tiny", n_ctx=2048)  # doctest: +SKIP
-    >>> reply = generate(model, [{"role": "user", "content": "Hi"}], GenerationOptions(16))  # doctest: +SKIP
+    >>> messages = [{"role": "user", "content": "Hi"}]
+    >>> reply = generate(model, messages, GenerationOptions(16))  # doctest: +SKIP
     >>> reply.text, reply.stop_reason  # doctest: +SKIP
     ('Hi!', 'complete')
 """
@@ -41,8 +42,9 @@ class LlamaCppChatModel:
     so it costs `n_ctx * vocabulary * 4` bytes of memory (2.5 GB for Qwen at n_ctx=4096).
 
     Example:
-        >>> model = LlamaCppChatModel(resolve_model("tiny"), n_ctx=2048, n_threads=2)  # doctest: +SKIP
-        >>> for piece in model.stream([{"role": "user", "content": "Hi"}], GenerationOptions(32)):  # doctest: +SKIP
+        >>> model = LlamaCppChatModel(resolve_model("tiny"), n_ctx=2048)  # doctest: +SKIP
+        >>> messages = [{"role": "user", "content": "Hi"}]
+        >>> for piece in model.stream(messages, GenerationOptions(32)):  # doctest: +SKIP
         ...     print(piece, end="")
     """
 
@@ -350,4 +352,3 @@ class LlamaCppChatModel:
         tokens += self._tokenize(prompt[pos:], special=True)
         stops = result.stop if isinstance(result.stop, list) else [result.stop or ""]
         return tokens, [s for s in stops if s]
-

@@ -10,7 +10,9 @@ from rag.vectors.hnsw import HnswBackend
 DENSE_INDEXES = ("flat", "hnsw")
 
 
-def vector_backend(kind: str = "flat", *, hnsw_m: int = 32, hnsw_ef_search: int = 128) -> VectorBackend:
+def vector_backend(
+    kind: str = "flat", *, hnsw_m: int = 32, hnsw_ef_search: int = 128
+) -> VectorBackend:
     """The backend named `kind`: "flat" (exact) or "hnsw" (approximate)."""
     if kind == "flat":
         return FlatBackend()
@@ -19,4 +21,11 @@ def vector_backend(kind: str = "flat", *, hnsw_m: int = 32, hnsw_ef_search: int 
     raise ConfigError(f"retrieval.dense_index={kind!r} must be one of {', '.join(DENSE_INDEXES)}")
 
 
-__all__ = ["DENSE_INDEXES", "FlatBackend", "HnswBackend", "VectorBackend", "VectorIndex", "vector_backend"]
+__all__ = [
+    "DENSE_INDEXES",
+    "FlatBackend",
+    "HnswBackend",
+    "VectorBackend",
+    "VectorIndex",
+    "vector_backend",
+]
