@@ -271,7 +271,7 @@ def maxsim_runs(
     built: Built, queries: list[str], qvs: np.ndarray, embedder: object, top_n: int = 30
 ) -> dict[str, list[dict[str, float]]]:
     """Rerank the top `top_n` z-score fused chunks with their best sentence's similarity."""
-    from rag.compress import split_sentences
+    from rag.text.sentences import sentences_or_whole
 
     pools = []
     for query, qv in zip(queries, qvs, strict=True):
@@ -284,8 +284,7 @@ def maxsim_runs(
     sentences: dict[int, list[str]] = {}
     for p in needed:
         text, head = built.texts[p], built.headings[p]
-        spans = split_sentences(text) or [(0, len(text))]
-        sentences[p] = [f"{head}\n{text[a:b]}" if head else text[a:b] for a, b in spans]
+        sentences[p] = [f"{head}\n{text[a:b]}" if head else text[a:b] for a, b in sentences_or_whole(text)]
     flat = [s for p in needed for s in sentences[p]]
     started = time.perf_counter()
     vecs = embedder.encode(flat)  # type: ignore[attr-defined]

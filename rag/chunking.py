@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from rag.compress import split_sentences
 from rag.loaders import Document
+from rag.text.sentences import split_sentences
 
 HEADING_SEPARATOR = " > "
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from rag.errors import ConfigError, ModelNotFoundError
+from rag.text.sentences import sentences_or_whole
 
 if TYPE_CHECKING:
     import numpy as np
@@ -114,9 +115,7 @@ class SentenceReranker:
         key = f"{hit.heading}\n{hit.text}"
         vectors = self._cache.get(key)
         if vectors is None:
-            from rag.compress import split_sentences
-
-            spans = split_sentences(hit.text) or [(0, len(hit.text))]
+            spans = sentences_or_whole(hit.text)
             texts = [hit.text[a:b] for a, b in spans]
             vectors = self.embedder.encode(
                 [f"{hit.heading}\n{t}" if hit.heading else t for t in texts]
