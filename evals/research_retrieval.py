@@ -78,6 +78,7 @@ def build_index(dataset: str, chunk: str, work: Path) -> Path:
 
 
 def load_built(folder: Path) -> Built:
+    from rag.chunking import with_heading
     from rag.store import Store
 
     store = Store(folder)
@@ -99,7 +100,7 @@ def load_built(folder: Path) -> Built:
         (sc["data"], sc["indices"], sc["indptr"]), shape=(sc["num_docs"], len(sc["indptr"]) - 1)
     )
     tokenize = bm25._tokenize
-    texts = [f"{h}\n{t}" if h else t for _, _, h, t, _ in rows]
+    texts = [with_heading(h, t) for _, _, h, t, _ in rows]
     return Built(
         ids=ids,
         doc=doc,
@@ -271,6 +272,7 @@ def maxsim_runs(
     built: Built, queries: list[str], qvs: np.ndarray, embedder: object, top_n: int = 30
 ) -> dict[str, list[dict[str, float]]]:
     """Rerank the top `top_n` z-score fused chunks with their best sentence's similarity."""
+    from rag.chunking import with_heading
     from rag.text.sentences import sentences_or_whole
 
     pools = []
@@ -284,7 +286,7 @@ def maxsim_runs(
     sentences: dict[int, list[str]] = {}
     for p in needed:
         text, head = built.texts[p], built.headings[p]
-        sentences[p] = [f"{head}\n{text[a:b]}" if head else text[a:b] for a, b in sentences_or_whole(text)]
+        sentences[p] = [with_heading(head, text[a:b]) for a, b in sentences_or_whole(text)]
     flat = [s for p in needed for s in sentences[p]]
     started = time.perf_counter()
     vecs = embedder.encode(flat)  # type: ignore[attr-defined]

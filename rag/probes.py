@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rag.chunking import with_heading
 from rag.errors import ConfigError, IndexFormatError, RagError
 
 if TYPE_CHECKING:
@@ -198,8 +199,7 @@ def generate_probes(
     probes: list[Probe] = []
     asked: set[str] = set()
     for chunk in chunks[: 3 * n]:
-        passage = f"{chunk.heading}\n{chunk.text}" if chunk.heading else chunk.text
-        block = format_source(1, Path(chunk.key).name, passage)
+        block = format_source(1, Path(chunk.key).name, with_heading(chunk.heading, chunk.text))
         reply = generator.generate(template.messages(block, ""), 64, temperature=0.0, seed=seed)
         question = clean_question(reply.text)
         if question is None or question.lower() in asked:
