@@ -22,6 +22,7 @@ from rag_cli.options import DebugOption, IndexOption, JsonOption
 from rag_cli.output import IngestBar, err, out, print_json, run_command
 
 if TYPE_CHECKING:
+    from rag.eval.probes import ProbeReport
     from rag.ingest import IngestProgress
 
 DEFAULT_MODES = ("bm25", "dense", "hybrid", "hybrid+rerank")
@@ -378,7 +379,7 @@ def probes(
     raise typer.Exit(run_command(work, debug))
 
 
-def _print_probes(report) -> None:  # type: ignore[no-untyped-def]
+def _print_probes(report: ProbeReport) -> None:
     import time
 
     from rich.markup import escape

@@ -18,8 +18,8 @@ from rag.store import Store, StoreStats, write_lock
 
 if TYPE_CHECKING:
     from rag.ask import Answer, AskSettings
+    from rag.eval.probes import ProbeReport
     from rag.generate import Generator
-    from rag.probes import ProbeReport
 
 
 class Index:
@@ -82,7 +82,7 @@ class Index:
 
     def _remeasure_probes(self, report: IngestReport) -> None:
         """Re-run the stored label-free probes (if any) and put the result on `report`."""
-        from rag.probes import FILE_NAME, remeasure
+        from rag.eval.probes import FILE_NAME, remeasure
 
         if not (self.path / FILE_NAME).exists():
             return
@@ -117,7 +117,7 @@ class Index:
         >>> report = Index().probe(n=20, k=5, preset="fast")  # doctest: +SKIP
         >>> report.result.recall_at_k, report.warning  # doctest: +SKIP
         """
-        from rag import probes
+        from rag.eval import probes
         from rag.models import resolve_model
 
         started = time.perf_counter()
