@@ -94,12 +94,14 @@ def load_built(folder: Path) -> Built:
     assert bm25.ids == ids.tolist()
     import scipy.sparse as sp
 
-    sc = bm25._retriever.scores
+    model = bm25.bm25s_model
+    assert model is not None, f"{folder}: the BM25 index is empty"
+    sc = model.scores
     # bm25s stores a CSC matrix (terms as columns): column t lists the chunks holding term t.
     csc = sp.csc_matrix(
         (sc["data"], sc["indices"], sc["indptr"]), shape=(sc["num_docs"], len(sc["indptr"]) - 1)
     )
-    tokenize = bm25._tokenize
+    tokenize = bm25.settings.tokenizer()
     texts = [with_heading(h, t) for _, _, h, t, _ in rows]
     return Built(
         ids=ids,
@@ -107,7 +109,7 @@ def load_built(folder: Path) -> Built:
         doc_names=list(names),
         vectors=vectors,
         bm25_csc=csc,
-        vocab=bm25._retriever.vocab_dict,
+        vocab=model.vocab_dict,
         tokenize=tokenize,
         tokens=[tokenize(t) for t in texts],
         headings=[r[2] for r in rows],
