@@ -8,20 +8,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import Progress, TaskID
 
 from rag_cli.options import DebugOption, IndexOption, JsonOption
-from rag_cli.output import IngestBar, err, out, print_json, run_command
+from rag_cli.output import IngestBar, err, out, print_json, progress_bar, run_command
 
 if TYPE_CHECKING:
+    from rag.eval.probes import ProbeReport
     from rag.ingest import IngestProgress
 
 DEFAULT_MODES = ("bm25", "dense", "hybrid", "hybrid+rerank")
@@ -64,17 +57,7 @@ class EvalBar:
             self._ingest = None
 
     def search_started(self, label: str, total: int) -> None:
-        self._queries = Progress(
-            TextColumn(f"[bold]{label}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            console=err,
-            transient=True,
-            disable=not err.is_terminal,
-        )
+        self._queries = progress_bar(label)
         self._queries.start()
         self._task = self._queries.add_task(label, total=total)
 
@@ -272,11 +255,7 @@ def answers(
 
     def work() -> int:
         target = out_dir or Path("eval-out") / f"{dataset_dir.resolve().name}-answers"
-        with Progress(
-            TextColumn("[bold]answering"), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-            console=err, transient=True, disable=not err.is_terminal,
-        ) as bar:  # fmt: skip
+        with progress_bar("answering") as bar:
             task = bar.add_task("answers", total=None)
             settings = AskSettings(output=output)
             if min_evidence is not None:
@@ -359,11 +338,7 @@ def probes(
 
     def work() -> int:
         idx = Index(index)
-        with Progress(
-            TextColumn("[bold]writing probes"), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-            console=err, transient=True, disable=not err.is_terminal,
-        ) as bar:  # fmt: skip
+        with progress_bar("writing probes") as bar:
             task = bar.add_task("probes", total=None)
             report = idx.probe(
                 n, k, seed, preset=preset, model=model, regenerate=regenerate,
@@ -378,7 +353,7 @@ def probes(
     raise typer.Exit(run_command(work, debug))
 
 
-def _print_probes(report) -> None:  # type: ignore[no-untyped-def]
+def _print_probes(report: ProbeReport) -> None:
     import time
 
     from rich.markup import escape

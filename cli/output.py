@@ -1,4 +1,4 @@
-"""Printing helpers shared by the commands: consoles, JSON, errors and the ingest progress bar."""
+"""Printing helpers shared by the commands: consoles, JSON, errors and progress bars."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -31,22 +32,32 @@ def error(message: str) -> None:
     err.print(f"[bold red]error:[/] {message}", markup=True)
 
 
+def progress_bar(label: str, *extra: ProgressColumn) -> Progress:
+    """A transient progress bar on stderr, shown only on a terminal.
+
+    Columns: the bold label, the bar, done/total, any `extra` columns, elapsed time and ETA.
+    """
+    return Progress(
+        TextColumn(f"[bold]{label}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        *extra,
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    )
+
+
 class IngestBar:
     """A rich progress bar over files, with chunks embedded and chunks/s."""
 
     def __init__(self) -> None:
         self.chunks = 0
-        self._progress = Progress(
-            TextColumn("[bold]indexing"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("files · {task.fields[chunks]} chunks · {task.fields[rate]}"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            console=err,
-            transient=True,
-            disable=not err.is_terminal,
+        self._progress = progress_bar(
+            "indexing", TextColumn("files · {task.fields[chunks]} chunks · {task.fields[rate]}")
         )
         self._task = self._progress.add_task("ingest", total=None, chunks=0, rate="")
 

@@ -26,11 +26,12 @@ import json
 from pathlib import Path
 
 from rag.ask import AskSettings
-from rag.cite import CITATION, content_words
-from rag.compress import split_sentences
+from rag.cite import CITATION
 from rag.config import IngestSettings
 from rag.eval.answers import load_questions
 from rag.eval.cache import open_cached_index
+from rag.text.sentences import split_sentences
+from rag.text.words import content_words
 
 
 def question_cover(question: str, answer: str, passages: list[str], window: int = 1) -> float:

@@ -78,6 +78,7 @@ def build_index(dataset: str, chunk: str, work: Path) -> Path:
 
 
 def load_built(folder: Path) -> Built:
+    from rag.chunking import with_heading
     from rag.store import Store
 
     store = Store(folder)
@@ -93,20 +94,22 @@ def load_built(folder: Path) -> Built:
     assert bm25.ids == ids.tolist()
     import scipy.sparse as sp
 
-    sc = bm25._retriever.scores
+    model = bm25.bm25s_model
+    assert model is not None, f"{folder}: the BM25 index is empty"
+    sc = model.scores
     # bm25s stores a CSC matrix (terms as columns): column t lists the chunks holding term t.
     csc = sp.csc_matrix(
         (sc["data"], sc["indices"], sc["indptr"]), shape=(sc["num_docs"], len(sc["indptr"]) - 1)
     )
-    tokenize = bm25._tokenize
-    texts = [f"{h}\n{t}" if h else t for _, _, h, t, _ in rows]
+    tokenize = bm25.settings.tokenizer()
+    texts = [with_heading(h, t) for _, _, h, t, _ in rows]
     return Built(
         ids=ids,
         doc=doc,
         doc_names=list(names),
         vectors=vectors,
         bm25_csc=csc,
-        vocab=bm25._retriever.vocab_dict,
+        vocab=model.vocab_dict,
         tokenize=tokenize,
         tokens=[tokenize(t) for t in texts],
         headings=[r[2] for r in rows],
@@ -271,7 +274,8 @@ def maxsim_runs(
     built: Built, queries: list[str], qvs: np.ndarray, embedder: object, top_n: int = 30
 ) -> dict[str, list[dict[str, float]]]:
     """Rerank the top `top_n` z-score fused chunks with their best sentence's similarity."""
-    from rag.compress import split_sentences
+    from rag.chunking import with_heading
+    from rag.text.sentences import sentences_or_whole
 
     pools = []
     for query, qv in zip(queries, qvs, strict=True):
@@ -284,8 +288,7 @@ def maxsim_runs(
     sentences: dict[int, list[str]] = {}
     for p in needed:
         text, head = built.texts[p], built.headings[p]
-        spans = split_sentences(text) or [(0, len(text))]
-        sentences[p] = [f"{head}\n{text[a:b]}" if head else text[a:b] for a, b in spans]
+        sentences[p] = [with_heading(head, text[a:b]) for a, b in sentences_or_whole(text)]
     flat = [s for p in needed for s in sentences[p]]
     started = time.perf_counter()
     vecs = embedder.encode(flat)  # type: ignore[attr-defined]

@@ -172,6 +172,11 @@ class BM25Index:
         """Return the indexed chunk ids in index order."""
         return self._ids.tolist()
 
+    @property
+    def bm25s_model(self) -> bm25s.BM25 | None:
+        """The bm25s model behind the index (its `scores` and `vocab_dict`); None if empty."""
+        return self._retriever
+
     def scores(self, query: str) -> np.ndarray:
         """Return the BM25 score of every indexed chunk (in `ids` order) for `query`."""
         dtype = np.dtype(self.settings.dtype)

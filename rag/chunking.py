@@ -11,10 +11,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from rag.compress import split_sentences
 from rag.loaders import Document
+from rag.text.sentences import split_sentences
 
 HEADING_SEPARATOR = " > "
+
+
+def with_heading(heading: str, text: str) -> str:
+    """The text a passage is embedded and shown as: its heading path line, then the text."""
+    return f"{heading}\n{text}" if heading else text
 
 
 class TokenCounter(Protocol):
@@ -40,7 +45,7 @@ class Chunk:
     @property
     def embed_text(self) -> str:
         """The text embedded and keyword-indexed: the heading path, then the chunk."""
-        return f"{self.heading}\n{self.text}" if self.heading else self.text
+        return with_heading(self.heading, self.text)
 
 
 @dataclass(frozen=True)

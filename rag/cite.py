@@ -14,20 +14,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from rag.compress import split_sentences
+from rag.text.sentences import sentences_or_whole, split_sentences
+from rag.text.words import content_words
 
 if TYPE_CHECKING:
     from rag.embed import Embedder
 
 CITATION = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")
-_WORD = re.compile(r"[a-z0-9]+(?:[.,][0-9]+)*")
-_STOPWORDS = (
-    "a an the of to in on at by for with from and or but is are was were be been being it its "
-    "this that these those as not no do does did has have had can could will would should may "
-    "might must shall which who whom whose what when where why how than then there their they "
-    "them he she his her you your we our i me my"
-)
-_STOP = frozenset(_STOPWORDS.split())
 CLAIM_MARGIN = 0.05  # how much less of the question a kept citation may cover than the best
 
 
@@ -60,11 +53,6 @@ def strip_citations(text: str) -> tuple[str, list[int]]:
         numbers.extend(int(x) for x in re.split(r"[,;]", match.group(1)))
     clean = CITATION.sub("", text).strip()
     return clean, list(dict.fromkeys(numbers))
-
-
-def content_words(text: str) -> list[str]:
-    """Lower-cased words minus stopwords; numbers kept whole (3.5, 1,200)."""
-    return [w for w in _WORD.findall(text.lower()) if w not in _STOP]
 
 
 def lexical_support(sentence: str, source: str) -> float:
@@ -159,8 +147,7 @@ class CitationChecker:
         self, sentences: list[str], sources: Sequence[SourceText]
     ) -> tuple[list[list[float]], list[dict[int, tuple[int, int, int]]]]:
         """Support of each answer sentence by each source, and the best span in each source."""
-        spans = [[(s, e) for s, e in split_sentences(src.text)] or [(0, len(src.text))]
-                 for src in sources]  # fmt: skip
+        spans = [sentences_or_whole(src.text) for src in sources]
         dense = None
         if self.embedder is not None:
             flat = [src.text[s:e] for src, sp in zip(sources, spans, strict=True) for s, e in sp]

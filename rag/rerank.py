@@ -15,7 +15,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from rag.chunking import with_heading
 from rag.errors import ConfigError, ModelNotFoundError
+from rag.text.sentences import sentences_or_whole
 
 if TYPE_CHECKING:
     import numpy as np
@@ -70,7 +72,7 @@ class CrossEncoderReranker:
         self.model = CrossEncoder(str(self.folder), device="cpu", local_files_only=True)
 
     def score(self, query: str, hits: Sequence[Hit]) -> list[float]:
-        pairs = [(query, f"{h.heading}\n{h.text}" if h.heading else h.text) for h in hits]
+        pairs = [(query, with_heading(h.heading, h.text)) for h in hits]
         scores = self.model.predict(pairs, batch_size=self.batch_size, show_progress_bar=False)
         return [float(s) for s in scores]
 
@@ -114,13 +116,9 @@ class SentenceReranker:
         key = f"{hit.heading}\n{hit.text}"
         vectors = self._cache.get(key)
         if vectors is None:
-            from rag.compress import split_sentences
-
-            spans = split_sentences(hit.text) or [(0, len(hit.text))]
+            spans = sentences_or_whole(hit.text)
             texts = [hit.text[a:b] for a, b in spans]
-            vectors = self.embedder.encode(
-                [f"{hit.heading}\n{t}" if hit.heading else t for t in texts]
-            )
+            vectors = self.embedder.encode([with_heading(hit.heading, t) for t in texts])
             self._cache[key] = vectors
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)

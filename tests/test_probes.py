@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from rag import Index
 from rag.config import ChunkSettings, IngestSettings
 from rag.errors import IndexFormatError
-from rag.probes import (
+from rag.eval.probes import (
     FILE_NAME,
     PROMPT,
     Probe,

@@ -1,4 +1,4 @@
-"""Evaluation: dataset readers, retrieval metrics and answer metrics."""
+"""Evaluation: dataset readers, retrieval and answer metrics, reports, label-free probes."""
 
 from rag.eval.answer_metrics import exact_match, gold_contained, normalize_answer, token_f1
 from rag.eval.datasets import (

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from rag.eval.report import ReportFiles, _pyplot, _save, _write_text
+from rag.eval.report_files import ReportFiles, pyplot, save_figure, write_json, write_text
 
 HEADLINE = (
     ("exact_match", "exact match"),
@@ -26,8 +25,8 @@ def write_answers_report(data: dict[str, Any], out_dir: Path, command: str = "")
     """Write report.json, report.md and curve.png for one `rag eval answers` run."""
     out_dir.mkdir(parents=True, exist_ok=True)
     files = ReportFiles(json=out_dir / "report.json", markdown=out_dir / "report.md")
-    _write_text(files.json, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-    _write_text(files.markdown, render_answers_markdown(data, command))
+    write_json(files.json, data)
+    write_text(files.markdown, render_answers_markdown(data, command))
     try:
         files.charts.append(plot_trade_off(data, out_dir / "curve.png"))
     except ImportError:
@@ -79,7 +78,7 @@ def render_answers_markdown(data: dict[str, Any], command: str = "") -> str:
 
 def plot_trade_off(data: dict[str, Any], path: Path) -> Path:
     """Abstention recall against answerable questions answered, one point per threshold."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4.5))
     for key, label in (
         ("curve", "evidence threshold"),
@@ -96,4 +95,4 @@ def plot_trade_off(data: dict[str, Any], path: Path) -> Path:
     ax.grid(alpha=0.3)
     ax.set_title(f"{data['dataset']}: abstention trade-off")
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -15,29 +15,18 @@ Example:
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rag.errors import ConfigError
+from rag.eval.report_files import ReportFiles, pyplot, save_figure, write_json, write_text
 from rag.eval.runner import metric_names
 
 THRESHOLD = 0.005
 STAGE_ORDER = ("embed_query", "bm25", "dense", "fusion", "fetch", "rerank")
 _KIND_LABELS = {"beir": "BEIR", "qa": "QA", "labelled": "labelled"}
 _LABELS = {"ndcg": "nDCG", "recall": "Recall", "mrr": "MRR", "map": "MAP", "p": "P"}
-
-
-@dataclass
-class ReportFiles:
-    """The files written, and anything that could not be (e.g. charts without matplotlib)."""
-
-    json: Path
-    markdown: Path
-    charts: list[Path] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
 
 
 def headline_metrics(ks: Sequence[int]) -> list[str]:
@@ -134,8 +123,8 @@ def write_report(
     if baseline is not None:
         data = compare(data, baseline)
     files = ReportFiles(json=out / "report.json", markdown=out / "report.md")
-    _write_text(files.json, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-    _write_text(files.markdown, render_markdown(data))
+    write_json(files.json, data)
+    write_text(files.markdown, render_markdown(data))
     try:
         files.charts.append(plot_metrics(data, out / "metrics.png"))
         files.charts.append(plot_latency(data, out / "latency.png"))
@@ -243,7 +232,7 @@ def stage_names(data: dict[str, Any]) -> list[str]:
 
 def plot_metrics(data: dict[str, Any], path: Path) -> Path:
     """Draw the headline metrics per configuration as grouped bars."""
-    plt = _pyplot()
+    plt = pyplot()
     names = headline_metrics(data["ks"])
     configs = data["configs"]
     width = 0.8 / len(names)
@@ -258,12 +247,12 @@ def plot_metrics(data: dict[str, Any], path: Path) -> Path:
     ax.set_ylabel("score")
     ax.set_title(f"{data['dataset']}: retrieval quality ({data['queries']} queries)")
     ax.legend(ncols=len(names), fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.15))
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_latency(data: dict[str, Any], path: Path) -> Path:
     """Draw each configuration's median latency per stage as stacked bars, total marked."""
-    plt = _pyplot()
+    plt = pyplot()
     configs = data["configs"]
     stages = [s for s in stage_names(data) if s != "total"]
     fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(configs) + 2), 4.2))
@@ -282,31 +271,7 @@ def plot_latency(data: dict[str, Any], path: Path) -> Path:
     ax.set_ylabel("milliseconds per query (p50)")
     ax.set_title(f"{data['dataset']}: latency per stage")
     ax.legend(fontsize=8, ncols=4, loc="upper center", bbox_to_anchor=(0.5, -0.15))
-    return _save(fig, path)
-
-
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig: Any, path: Path) -> Path:
-    fig.tight_layout()
-    tmp = path.with_name(path.name + ".part")
-    fig.savefig(tmp, dpi=110, format="png")
-    _pyplot().close(fig)
-    os.replace(tmp, path)
-    return path
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    return save_figure(fig, path)
 
 
 def _number(value: Any) -> str:

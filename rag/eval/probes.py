@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rag.chunking import with_heading
 from rag.errors import ConfigError, IndexFormatError, RagError
 
 if TYPE_CHECKING:
@@ -199,8 +200,7 @@ def generate_probes(
     probes: list[Probe] = []
     asked: set[str] = set()
     for chunk in chunks[: 3 * n]:
-        passage = f"{chunk.heading}\n{chunk.text}" if chunk.heading else chunk.text
-        block = format_source(1, Path(chunk.key).name, passage)
+        block = format_source(1, Path(chunk.key).name, with_heading(chunk.heading, chunk.text))
         options = GenerationOptions(max_tokens=64, temperature=0.0, seed=seed)
         reply = generate(generator, template.messages(block, ""), options)
         question = clean_question(reply.text)
