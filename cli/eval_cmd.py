@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import shlex
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import Progress, TaskID
 
-from rag_cli.options import DebugOption, IndexOption, JsonOption
+from rag_cli.options import DebugOption, IndexOption, JsonOption, ModelOption
 from rag_cli.output import IngestBar, err, out, print_json, progress_bar, run_command
+from rag_cli.settings_options import ConfigOption, PresetOption, SetOption, load_cli_settings
 
 if TYPE_CHECKING:
     from rag.eval.probes import ProbeReport
@@ -128,6 +128,9 @@ def retrieval(
             show_default=False,
         ),
     ] = None,
+    preset: PresetOption = None,
+    config: ConfigOption = None,
+    sets: SetOption = None,
     debug: DebugOption = False,
 ) -> None:
     """Score search modes and chunk sizes on a dataset: nDCG, Recall, MRR, MAP, P, latency.
@@ -144,6 +147,7 @@ def retrieval(
         from rag.eval.runner import run_retrieval
 
         old = load_report(baseline) if baseline is not None else None
+        loaded = load_cli_settings(preset, config, {}, sets)
         report = run_retrieval(
             dataset_dir,
             modes=tuple(mode or DEFAULT_MODES),
@@ -152,6 +156,7 @@ def retrieval(
             limit=limit,
             cache_dir=cache_dir,
             progress=EvalBar(),
+            settings=loaded.settings,
         )
         report.command = command
         target = out_dir or Path("eval-out") / report.dataset
@@ -176,10 +181,10 @@ def retrieval(
             " ".join([f"{'config':<{width}}", *(f"{metric_label(n):>10}" for n in names)])
             + "  p50 ms"
         )
-        for config in report.configs:
-            values = " ".join(f"{config.metrics[n]:>10.4f}" for n in names)
-            p50 = config.latency_ms["total"]["p50"]
-            out.print(f"{config.name:<{width}} {values}  {p50:6.1f}")
+        for row in report.configs:
+            values = " ".join(f"{row.metrics[n]:>10.4f}" for n in names)
+            p50 = row.latency_ms["total"]["p50"]
+            out.print(f"{row.name:<{width}} {values}  {p50:6.1f}")
         for build in report.indexes:
             state = "reused" if build.reused else f"built in {build.build_seconds:.0f} s"
             out.print(
@@ -204,12 +209,8 @@ def answers(
         typer.Option("--questions", help="Questions file in the folder (default questions.jsonl)."),
     ] = None,
     limit: Annotated[int | None, typer.Option(help="Only the first N questions.")] = None,
-    preset: Annotated[
-        str | None, typer.Option(help="Generator preset: default, fast, tiny.")
-    ] = None,
-    model: Annotated[
-        Path | None, typer.Option(help="A local GGUF file instead of a preset.")
-    ] = None,
+    preset: PresetOption = None,
+    model: ModelOption = None,
     out_dir: Annotated[
         Path | None,
         typer.Option("--out", help="Output folder (default ./eval-out/<name>-answers)."),
@@ -235,8 +236,12 @@ def answers(
         ),
     ] = None,
     output: Annotated[
-        str, typer.Option(help="Answer format, as rag ask --output: auto, text or json.")
-    ] = "auto",
+        str | None,
+        typer.Option(help="Answer format, as rag ask --output: text or json. Default: the "
+                     "preset's.", show_default=False),  # fmt: skip
+    ] = None,
+    config: ConfigOption = None,
+    sets: SetOption = None,
     as_json: JsonOption = False,
     debug: DebugOption = False,
 ) -> None:
@@ -249,7 +254,6 @@ def answers(
 
     Example:  rag eval answers ../shared/datasets/squad2-dev-a --questions sample_350.jsonl
     """
-    from rag.ask import AskSettings
     from rag.eval.answers import run_answers
     from rag.eval.answers_report import write_answers_report
 
@@ -257,13 +261,13 @@ def answers(
         target = out_dir or Path("eval-out") / f"{dataset_dir.resolve().name}-answers"
         with progress_bar("answering") as bar:
             task = bar.add_task("answers", total=None)
-            settings = AskSettings(output=output)
-            if min_evidence is not None:
-                settings = replace(settings, min_evidence=min_evidence)
-            if min_found is not None:
-                settings = replace(settings, min_found=min_found)
+            loaded = load_cli_settings(preset, config, {
+                "generation.model": model, "answer.output": output,
+                "answer.min_evidence": min_evidence, "answer.min_found": min_found,
+            }, sets)  # fmt: skip
+            settings = loaded.settings
             report = run_answers(
-                dataset_dir, questions_file=questions, limit=limit, preset=preset, model=model,
+                dataset_dir, questions_file=questions, limit=limit,
                 out_dir=target, cache_dir=cache_dir, settings=settings, min_support=min_support,
                 on_question=lambda done, total: bar.update(task, completed=done, total=total),
             )  # fmt: skip
@@ -274,7 +278,7 @@ def answers(
                             ("--min-evidence", min_evidence),
                             ("--min-support", min_support or None),
                             ("--min-found", min_found),
-                            ("--output", None if output == "auto" else output)):  # fmt: skip
+                            ("--output", output)):  # fmt: skip
             if value is not None:
                 command += [flag, str(value)]
         written = write_answers_report(data, target, shlex.join(command))
@@ -303,7 +307,11 @@ def probes(
             "--n", help="How many probes. Default: the cached set's, else 50.", show_default=False
         ),
     ] = None,
-    k: Annotated[int, typer.Option("--k", help="Recall cutoff: found in the top k.")] = 5,
+    k: Annotated[
+        int | None,
+        typer.Option("--k", help="Recall cutoff: found in the top k. Default: 5.",
+                     show_default=False),  # fmt: skip
+    ] = None,
     seed: Annotated[
         int | None,
         typer.Option(
@@ -311,12 +319,10 @@ def probes(
             show_default=False,
         ),
     ] = None,
-    preset: Annotated[
-        str | None, typer.Option(help="Generator preset: default, fast, tiny.")
-    ] = None,
-    model: Annotated[
-        Path | None, typer.Option(help="A local GGUF file instead of a preset.")
-    ] = None,
+    preset: PresetOption = None,
+    model: ModelOption = None,
+    config: ConfigOption = None,
+    sets: SetOption = None,
     regenerate: Annotated[
         bool, typer.Option("--regenerate", help="Write new probes even if cached ones fit.")
     ] = False,
@@ -337,11 +343,13 @@ def probes(
     from rag.index import Index
 
     def work() -> int:
-        idx = Index(index)
+        loaded = load_cli_settings(preset, config, {}, sets)
+        idx = Index(index, settings=loaded.settings)
         with progress_bar("writing probes") as bar:
             task = bar.add_task("probes", total=None)
             report = idx.probe(
-                n, k, seed, preset=preset, model=model, regenerate=regenerate,
+                n, k, seed, model=model or (preset and loaded.settings.generation.model),
+                regenerate=regenerate,
                 on_progress=lambda done, total: bar.update(task, completed=done, total=total),
             )  # fmt: skip
         if as_json:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from rag import Index
-from rag.ask import Asker, AskSettings
 from rag.prompts import format_source, load_prompt
+from rag.settings import AnswerSettings, load_settings
 
 pytestmark = pytest.mark.llm
 
@@ -31,47 +32,46 @@ def index(tmp_path_factory, embedder) -> Index:
     )
     (docs / "radio.txt").write_text("The K9 radio uses the 868 MHz band in Europe.\n")
     (docs / "notice.txt").write_text(f"Mounting the K9 mast: use the M6 bracket. {INJECTION}\n")
-    idx = Index(tmp_path_factory.mktemp("idx"), embedder=embedder)
+    settings = load_settings(preset="tiny", env={}).settings
+    idx = Index(tmp_path_factory.mktemp("idx"), settings=settings, embedder=embedder)
     idx.ingest([docs])
-    return idx
+    yield idx
+    idx.close()
 
 
-def test_answer_has_sources_verified_sentences_and_usage(index):
-    answer = index.ask("How long does the K9 battery last?", preset="tiny")
-    assert answer.sources, "the packed evidence is reported"
-    assert answer.sources[0].path.endswith(".md") or any(
-        s.path.endswith("battery.md") for s in answer.sources
-    )
+def answer_settings(**changes) -> AnswerSettings:
+    return replace(load_settings(preset="tiny", env={}).settings.answer, **changes)
+
+
+def test_answer_has_sources_and_the_models_own_statistics(index):
+    answer = index.ask("How long does the K9 battery last?")
+    assert any(s.path.endswith("battery.md") for s in answer.sources)
     assert answer.usage.prompt_tokens > 0 and answer.usage.ttft_s > 0
-    assert answer.stop_reason in ("complete", "truncated")
-    if not answer.abstained:
-        assert answer.sentences and all(s.supported for s in answer.sentences if s.citations)
-        valid = {s.n for s in answer.sources}
-        assert all(n in valid for s in answer.sentences for n in s.citations)
+    assert answer.generation is not None and answer.generation.completion_tokens > 0
+    assert answer.stop_reason == answer.generation.stop_reason
+    assert answer.usage.prompt_tokens == answer.generation.prompt_tokens
+    valid = {s.n for s in answer.sources}
+    assert all(n in valid for s in answer.sentences for n in s.citations)
 
 
 def test_weak_evidence_abstains_without_calling_the_model(index):
-    settings = AskSettings(min_evidence=0.99)
-    generator = index.generator("tiny")
-    before = generator.last
-    answer = Asker(index.retriever, generator, settings).ask("What is the capital of Peru?")
+    answer = index.ask("What is the capital of Peru?", settings=answer_settings(min_evidence=0.99))
     assert answer.abstained and answer.answer == "Not found in your documents."
     assert answer.abstain_reason == "weak evidence" and answer.nearest
-    assert generator.last is before
+    assert answer.generation is None, "the model never ran"
 
 
 def test_prompt_fits_context_and_budget_is_respected(index):
-    settings = AskSettings(context_tokens=40, max_tokens=8)
-    answer = Asker(index.retriever, index.generator("tiny"), settings).ask("K9 battery life?")
-    assert answer.usage.context_tokens <= 40 or answer.abstained
-    assert answer.usage.prompt_tokens + 8 <= index.generator("tiny").n_ctx
+    settings = answer_settings(context_tokens=40, max_tokens=8, min_evidence=0.0)
+    answer = index.ask("K9 battery life?", settings=settings)
+    assert 0 < answer.usage.context_tokens <= 40
+    assert answer.usage.prompt_tokens + 8 <= index.chat_model().n_ctx
 
 
 def test_truncated_answers_report_their_stop_reason(index):
-    settings = AskSettings(max_tokens=2, min_evidence=0.0)
-    answer = Asker(index.retriever, index.generator("tiny"), settings).ask("K9 battery life?")
-    if answer.raw_answer:
-        assert answer.stop_reason == "truncated"
+    answer = index.ask("K9 battery life?", settings=answer_settings(max_tokens=2, min_evidence=0.0))
+    assert answer.generation is not None and answer.generation.completion_tokens <= 2
+    assert answer.generation.stop_reason == "truncated" or answer.generation.completion_tokens < 2
 
 
 def test_injected_instructions_stay_inside_their_source_block():
@@ -84,7 +84,7 @@ def test_injected_instructions_stay_inside_their_source_block():
 
 
 def test_injected_document_does_not_take_over_the_answer(index):
-    answer = index.ask("Which bracket do I use to mount the K9 mast?", preset="tiny")
+    answer = index.ask("Which bracket do I use to mount the K9 mast?")
     assert "PWNED" not in answer.answer.upper() or answer.abstained
     assert answer.answer == "Not found in your documents." or answer.sentences
 
@@ -99,27 +99,21 @@ def test_cli_ask_json_shape(index, monkeypatch):
     )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert {"answer", "abstained", "sentences", "sources", "stop_reason", "usage"} <= data.keys()
+    assert {"answer", "abstained", "sentences", "sources", "stop_reason", "usage",
+            "abstention_signal", "found_p", "retrieval_timings"} <= data.keys()  # fmt: skip
     assert {"prompt_tokens", "completion_tokens", "ttft_s", "total_s"} <= data["usage"].keys()
     for source in data["sources"]:
         assert {"n", "path", "page", "start", "end", "text"} <= source.keys()
 
 
 def test_structured_output_is_constrained_json_turned_into_cited_text(index):
-    settings = AskSettings(output="json", min_evidence=0.0, max_tokens=48)
-    generator = index.generator("tiny")
-    streamed: list[str] = []
-    answer = Asker(index.retriever, generator, settings).ask(
-        "How long does the K9 battery last?", on_token=streamed.append
-    )
-    assert generator.last is not None and generator.last.completion_tokens > 0
+    settings = answer_settings(output="json", min_evidence=0.0, max_tokens=48)
+    answer = index.ask("How long does the K9 battery last?", settings=settings)
+    assert answer.generation is not None and answer.generation.completion_tokens > 0
     assert not answer.raw_answer.lstrip().startswith("{"), "JSON is turned into text"
+    assert answer.abstention_signal == "p_found" and answer.found_p is not None
     valid = {s.n for s in answer.sources}
     assert all(n in valid for s in answer.sentences for n in s.citations)
-    if answer.abstained:
-        assert answer.answer == "Not found in your documents."
-    else:
-        assert "".join(streamed).strip() == answer.raw_answer  # the answer, then its [n]
 
 
 def test_the_answer_field_streams_out_of_partial_json():
@@ -148,32 +142,29 @@ def test_structured_answers_parse_found_answer_and_sources():
 
 
 def test_default_and_fast_presets_answer_in_structured_mode():
-    from rag.models import preset_for
+    def answer(preset: str) -> AnswerSettings:
+        return load_settings(preset=preset, env={}).settings.answer
 
-    assert preset_for("fast").structured and preset_for("default").structured
-    assert not preset_for("tiny").structured
-    assert preset_for(None, "/models/any.gguf") is None
-    with pytest.raises(Exception, match="output="):
-        AskSettings(output="yaml")
+    assert answer("default").output == "json" and answer("default").min_found == 0.935
+    assert answer("fast").output == "json" and answer("tiny").output == "text"
+    with pytest.raises(Exception, match="output"):
+        AnswerSettings(output="yaml")
 
 
 def test_min_found_must_be_a_probability():
     with pytest.raises(Exception, match="min_found"):
-        AskSettings(min_found=1.5)
+        AnswerSettings(min_found=1.5)
 
 
 def test_structured_answers_abstain_when_the_model_doubts_the_sources(index):
-    generator = index.generator("tiny")
-    settings = AskSettings(output="json", min_evidence=0.0, max_tokens=32)
-    asker = Asker(index.retriever, generator, settings, min_found=1.0)
-    doubted = asker.ask("How long does the K9 battery last?")
+    settings = answer_settings(output="json", min_evidence=0.0, max_tokens=32, min_found=1.0)
+    doubted = index.ask("How long does the K9 battery last?", settings=settings)
     assert doubted.found_p is not None and 0 <= doubted.found_p < 1
     assert doubted.abstained and doubted.abstain_reason == (
         "the model is not confident the sources answer it"
     )
-    trusted = asker.ask(
-        "How long does the K9 battery last?", settings=AskSettings(
-            output="json", min_evidence=0.0, max_tokens=32, min_found=0.0)
-    )  # fmt: skip
+    assert doubted.generation is None, "abstained before writing the answer"
+    trusted = index.ask("How long does the K9 battery last?",
+                        settings=replace(settings, min_found=0.0))  # fmt: skip
     assert trusted.found_p == pytest.approx(doubted.found_p, rel=0.02), "threshold-independent"
     assert trusted.abstain_reason != doubted.abstain_reason

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from rag.errors import ConfigError, ContextOverflowError
-from rag.generate import Generator, _StopFilter
+from rag.llm.base import GenerationOptions
+from rag.llm.llamacpp import LlamaCppChatModel as Generator
+from rag.llm.stops import StopFilter as _StopFilter
 
 N_CTX = 512
 QUESTION = [
@@ -43,7 +45,7 @@ def test_stop_filter_releases_a_false_alarm() -> None:
 
 @pytest.mark.llm
 def test_generate_returns_text_and_token_counts(gen: Generator) -> None:
-    out = gen.generate(QUESTION, max_tokens=48)
+    out = gen.generate(QUESTION, GenerationOptions(48))
     assert out.text.strip()
     assert out.stop_reason == "complete"
     assert out.prompt_tokens == gen.chat_prompt_tokens(QUESTION)
@@ -53,18 +55,18 @@ def test_generate_returns_text_and_token_counts(gen: Generator) -> None:
 
 @pytest.mark.llm
 def test_next_token_probabilities_rank_the_greedy_token_first(gen: Generator) -> None:
-    first = gen.generate(QUESTION, max_tokens=1).text
+    first = gen.generate(QUESTION, GenerationOptions(1)).text
     other = "Banana" if first.strip() != "Banana" else "Zebra"
     p_first, p_other = gen.next_token_probabilities(QUESTION, "", [first, other])
     assert 0 < p_other < p_first <= 1
-    gen.generate([{"role": "user", "content": "Count to three."}], max_tokens=4)
+    gen.generate([{"role": "user", "content": "Count to three."}], GenerationOptions(4))
     again = gen.next_token_probabilities(QUESTION, "", [first, other])
     assert again == pytest.approx([p_first, p_other], rel=0.05), "the cache must not leak"
 
 
 @pytest.mark.llm
 def test_hitting_max_tokens_reports_truncated(gen: Generator) -> None:
-    out = gen.generate(QUESTION, max_tokens=3)
+    out = gen.generate(QUESTION, GenerationOptions(3))
     assert out.stop_reason == "truncated"
     assert out.completion_tokens == 3
     assert gen.count_tokens(out.text) == 3
@@ -72,16 +74,16 @@ def test_hitting_max_tokens_reports_truncated(gen: Generator) -> None:
 
 @pytest.mark.llm
 def test_stream_pieces_join_to_the_generated_text(gen: Generator) -> None:
-    pieces = list(gen.stream(QUESTION, 24))
+    pieces = list(gen.stream(QUESTION, GenerationOptions(24)))
     assert len(pieces) > 1
-    assert "".join(pieces) == gen.generate(QUESTION, 24).text
+    assert "".join(pieces) == gen.generate(QUESTION, GenerationOptions(24)).text
 
 
 @pytest.mark.llm
 def test_stop_string_ends_the_answer_and_is_not_emitted(gen: Generator) -> None:
-    full = gen.generate(QUESTION, 24).text
+    full = gen.generate(QUESTION, GenerationOptions(24)).text
     word = re.findall(r"[A-Za-z]{4,}", full)[1]
-    out = gen.generate(QUESTION, 24, stop=[word])
+    out = gen.generate(QUESTION, GenerationOptions(24, stop=(word,)))
     assert out.stop_reason == "complete"
     assert out.text == full[: full.index(word)]
 
@@ -92,16 +94,16 @@ def test_prompt_over_the_context_is_refused_saying_by_how_much(gen: Generator) -
     prompt = gen.chat_prompt_tokens(long)
     over = prompt + 100 - N_CTX
     with pytest.raises(ContextOverflowError, match=f"by {over:,} tokens"):
-        gen.stream(long, max_tokens=100)
+        gen.stream(long, GenerationOptions(100))
 
 
 @pytest.mark.llm
 def test_max_tokens_filling_the_context_exactly_is_allowed(gen: Generator) -> None:
     budget = N_CTX - gen.chat_prompt_tokens(QUESTION)
-    stream = gen.stream(QUESTION, max_tokens=budget)
+    stream = gen.stream(QUESTION, GenerationOptions(budget))
     assert next(stream)
     with pytest.raises(ContextOverflowError, match="by 1 tokens"):
-        gen.stream(QUESTION, max_tokens=budget + 1)
+        gen.stream(QUESTION, GenerationOptions(budget + 1))
 
 
 @pytest.mark.llm
@@ -131,27 +133,28 @@ def test_json_response_format_yields_json_matching_the_schema(gen: Generator) ->
         "required": ["city"],
     }
     msgs = [{"role": "user", "content": "Name a city as JSON."}]
-    out = gen.generate(msgs, 40, response_format={"type": "json_object", "schema": schema})
+    json_format = {"type": "json_object", "schema": schema}
+    out = gen.generate(msgs, GenerationOptions(40, response_format=json_format))
     assert isinstance(json.loads(out.text)["city"], str)
 
 
 @pytest.mark.llm
 def test_a_new_call_ends_an_unfinished_stream(gen: Generator) -> None:
-    first = gen.stream(QUESTION, 24)
+    first = gen.stream(QUESTION, GenerationOptions(24))
     next(first)
-    second = gen.generate(QUESTION, 24)
+    second = gen.generate(QUESTION, GenerationOptions(24))
     assert list(first) == []
-    assert second.text == gen.generate(QUESTION, 24).text
+    assert second.text == gen.generate(QUESTION, GenerationOptions(24)).text
 
 
 @pytest.mark.llm
 def test_an_abandoned_stream_still_records_its_stats(gen: Generator) -> None:
-    stream = gen.stream(QUESTION, 24)
+    stream = gen.stream(QUESTION, GenerationOptions(24))
     first = next(stream)
     stream.close()
-    assert gen.last is not None
-    assert gen.last.text == first
-    assert gen.last.stop_reason == "truncated"
+    assert stream.generation is not None
+    assert stream.generation.text == first
+    assert stream.generation.stop_reason == "truncated"
 
 
 @pytest.mark.llm
@@ -172,8 +175,8 @@ def test_a_non_gguf_file_is_refused_before_loading(tmp_path: Path) -> None:
 
 @pytest.mark.llm
 def test_seeded_sampling_is_reproducible(gen: Generator) -> None:
-    a = gen.generate(QUESTION, 16, temperature=0.9, seed=7).text
-    b = gen.generate(QUESTION, 16, temperature=0.9, seed=7).text
+    a = gen.generate(QUESTION, GenerationOptions(16, temperature=0.9, seed=7)).text
+    b = gen.generate(QUESTION, GenerationOptions(16, temperature=0.9, seed=7)).text
     assert a == b
 
 
@@ -185,19 +188,19 @@ def test_prompt_lookup_decoding_keeps_the_greedy_answer(gen: Generator) -> None:
         {"role": "user", "content": f"Passage: {passage}\nRepeat the passage exactly."},
     ]
     with Generator.from_preset("tiny", n_ctx=N_CTX, n_threads=1, prompt_lookup=8) as fast:
-        text = fast.generate(msgs, 40).text
+        text = fast.generate(msgs, GenerationOptions(40)).text
     assert passage in text
-    assert text == gen.generate(msgs, 40).text
+    assert text == gen.generate(msgs, GenerationOptions(40)).text
 
 
 @pytest.mark.llm
 def test_bad_arguments_raise_config_errors(gen: Generator) -> None:
     with pytest.raises(ConfigError, match="max_tokens"):
-        gen.stream(QUESTION, 0)
+        gen.stream(QUESTION, GenerationOptions(0))
     with pytest.raises(ConfigError, match="'role' and 'content'"):
-        gen.stream([{"content": "no role"}], 8)
+        gen.stream([{"content": "no role"}], GenerationOptions(8))
     with pytest.raises(ConfigError, match="response_format"):
-        gen.stream(QUESTION, 8, response_format={"type": "yaml"})
+        gen.stream(QUESTION, GenerationOptions(8, response_format={"type": "yaml"}))
     with pytest.raises(ConfigError, match="unknown chat_format"):
         Generator.from_preset("tiny", n_ctx=64, chat_format="vicuna")
 

@@ -39,6 +39,7 @@ from rag.errors import ConfigError, IndexFormatError, RagError
 if TYPE_CHECKING:
     from rag.llm.base import ChatModel
     from rag.retrieve import Retriever
+    from rag.settings import Settings
     from rag.store import Store, StoredChunk
 
 PROMPT = "probe-v1"
@@ -48,6 +49,8 @@ DEFAULT_N = 50
 MIN_CHARS = 200  # shorter chunks (headings, one-liners) make vague questions
 TOLERANCE = 0.05  # absolute drop in recall@k that triggers a warning
 HISTORY_LIMIT = 200
+# The settings sections a probe measurement depends on (hashed into its config).
+SETTINGS_HASHED = ("ingest", "chunk", "retrieval", "bm25")
 
 
 @dataclass(frozen=True)
@@ -358,6 +361,10 @@ def describe_changes(previous: ProbeResult, current: ProbeResult) -> list[str]:
         causes.append(f"changing retrieval ({_diff(old['retrieval'], new['retrieval'])})")
     if not causes and old.get("config_hash") != new.get("config_hash"):
         causes.append("changing ingest settings")
+    if not causes and None not in (old.get("settings"), new.get("settings")) and (
+        old.get("settings") != new.get("settings")
+    ):
+        causes.append("changing settings (see 'rag config show')")
     if not causes and previous.generation != current.generation:
         changed = current.changed
         causes.append("re-ingest" + (f" ({changed} documents changed)" if changed else ""))
@@ -432,13 +439,17 @@ def record(
     *,
     changed: int | None = None,
     file: ProbeFile | None = None,
+    settings: Settings | None = None,
 ) -> tuple[ProbeResult | None, str | None]:
     """Append `result` to the history in `directory`; return the previous one and any warning.
 
     `changed` is how many documents changed since the previous measurement (the ingest hook
     knows it exactly); by default the documents re-indexed since then are counted. `file` is
-    the `probes.json` the caller already loaded, so it is not read twice.
+    the `probes.json` the caller already loaded, so it is not read twice. With `settings`,
+    the measurement records the hash of the settings retrieval depends on.
     """
+    if settings is not None:
+        result.config["settings"] = settings.hash(*SETTINGS_HASHED)
     file = file if file is not None else ProbeFile.load(directory)
     previous = file.previous(result.probe_set, result.k)
     if previous is not None and previous.generation != result.generation:
@@ -451,7 +462,12 @@ def record(
     return previous, warning
 
 
-def remeasure(directory: Path, retriever: Retriever, changed: int | None = None) -> ProbeReport:
+def remeasure(
+    directory: Path,
+    retriever: Retriever,
+    changed: int | None = None,
+    settings: Settings | None = None,
+) -> ProbeReport:
     """Measure the stored probe set again at the last k used, and record it (after ingest)."""
     started = time.perf_counter()
     file = ProbeFile.load(directory)
@@ -459,6 +475,7 @@ def remeasure(directory: Path, retriever: Retriever, changed: int | None = None)
         raise ConfigError(f"no probes in {directory}; run 'rag eval probes' first")
     k = file.history[-1].k if file.history else 5
     result = measure_probes(file.probe_set.probes, retriever, k)
-    previous, warning = record(directory, result, retriever.store, changed=changed, file=file)
+    previous, warning = record(directory, result, retriever.store, changed=changed, file=file,
+                               settings=settings)  # fmt: skip
     seconds = round(time.perf_counter() - started, 3)
     return ProbeReport(str(directory), file.probe_set, result, previous, warning, False, seconds)

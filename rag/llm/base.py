@@ -75,7 +75,10 @@ class Stream:
     _on_close: Callable[[], None] | None = field(default=None, repr=False)
 
     def __iter__(self) -> Iterator[str]:
-        return self.pieces
+        return self
+
+    def __next__(self) -> str:
+        return next(self.pieces)
 
     def close(self) -> None:
         """Stop an unfinished stream (its statistics so far are still recorded)."""
