@@ -1,4 +1,4 @@
-"""rag.settings: defaults, presets, config file, env and flag layers, errors."""
+"""rag.settings: defaults, presets, config file, env and flag layers, errors, `rag config`."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from dataclasses import FrozenInstanceError
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from rag.errors import ConfigError
 from rag.settings import (
@@ -408,3 +409,80 @@ def test_bm25_section_builds_the_index_settings():
     bad = Settings().replace(**{"bm25.stopwords": "xx"}).bm25
     with pytest.raises(ConfigError, match=r"^bm25.stopwords: unknown stopwords 'xx'"):
         bad.to_bm25()
+
+
+# ---- the CLI -------------------------------------------------------------------------------
+
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    from rag_cli.main import app
+
+    return runner.invoke(app, ["config", *args], catch_exceptions=False)
+
+
+def test_config_show_json(home: Path, monkeypatch: pytest.MonkeyPatch):
+    config = write(home / "config.toml", "[retrieval]\ncandidates = 40\n")
+    monkeypatch.setenv("RAG_ANSWER_STRICT", "true")
+    result = invoke("show", "--json", "--preset", "fast", "--set", "retrieval.fusion=rrf")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert set(data) == {"preset", "settings", "sources"}
+    assert data["preset"] == "fast"
+    assert data["settings"]["generation"]["model"] == "fast"
+    assert data["settings"]["retrieval"]["candidates"] == 40
+    assert data["settings"]["chunk"]["max_tokens"] is None
+    assert data["sources"]["generation.model"] == "preset fast (bundled)"
+    assert data["sources"]["retrieval.candidates"] == str(config)
+    assert data["sources"]["answer.strict"] == "env RAG_ANSWER_STRICT"
+    assert data["sources"]["retrieval.fusion"] == "flag"
+    assert data["sources"]["probe.n"] == "default"
+
+
+def test_config_show_table(home: Path):
+    result = invoke("show")
+    assert result.exit_code == 0, result.output
+    for text in ("[retrieval]", "dense_weight", "preset default (bundled)", "min_found", "0.935"):
+        assert text in result.stdout
+
+
+def test_config_errors_exit_2(home: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    write(home / "config.toml", "[retrieval]\ndense_wieght = 0.7\n")
+    result = invoke("show", "--json")
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert "did you mean 'retrieval.dense_weight'?" in result.stderr
+    (home / "config.toml").unlink()
+    assert invoke("show", "--preset", "nope").exit_code == 2
+    assert invoke("show", "--config", str(tmp_path / "none.toml")).exit_code == 2
+    assert invoke("show", "--set", "retrieval.fusion").exit_code == 2
+    monkeypatch.setenv("RAG_PROBE_KK", "3")
+    result = invoke("show")
+    assert result.exit_code == 2 and "RAG_PROBE_K?" in result.stderr
+
+
+def test_config_path(home: Path):
+    result = invoke("path", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["config"] == str(home / "config.toml") and data["config_exists"] is False
+    assert data["presets_dir"] == str(home / "presets")
+    assert data["presets"]["default"]["bundled"] is True
+    assert "not created yet" in invoke("path").stdout
+
+
+def test_load_cli_settings_drops_none_and_exits_2(home: Path):
+    import typer
+
+    from rag_cli.settings_options import load_cli_settings
+
+    loaded = load_cli_settings(None, None, {"retrieval.fusion": None, "answer.strict": True})
+    assert loaded.sources["retrieval.fusion"] == "default"
+    assert loaded.settings.answer.strict is True
+    loaded = load_cli_settings("tiny", None, {"retrieval.rrf_k": 5}, ["retrieval.rrf_k=9"])
+    assert loaded.settings.retrieval.rrf_k == 5  # the dedicated flag beats --set
+    with pytest.raises(typer.Exit) as exc:
+        load_cli_settings(None, None, {"retrieval.rrfk": 5})
+    assert exc.value.exit_code == 2
