@@ -442,7 +442,14 @@ def _register_eval() -> None:
     app.add_typer(eval_app, name="eval", help=EVAL_HELP)
 
 
+def _register_config() -> None:
+    from rag_cli.config_cmd import CONFIG_HELP, config_app
+
+    app.add_typer(config_app, name="config", help=CONFIG_HELP)
+
+
 _register_eval()
+_register_config()
 
 
 def main() -> None:

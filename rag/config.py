@@ -1,17 +1,20 @@
-"""Settings: where the index lives and how documents are chunked and embedded."""
+"""Where the index lives; the chunk and ingest settings moved to `rag.settings`.
+
+`ChunkSettings` is re-exported from `rag.settings`. `IngestSettings` here keeps its old
+shape (the chunk settings nested inside) for the code that still builds it that way; new
+code takes `rag.settings.Settings` (`.ingest` and `.chunk` are sibling sections).
+"""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
-from rag.errors import ConfigError
+from rag.settings import ChunkSettings, Dtype
+from rag.settings import IngestSettings as _IngestSection
 
-Dtype = Literal["auto", "bf16", "fp32"]
+__all__ = ["ChunkSettings", "Dtype", "IngestSettings", "default_index_dir", "rag_home"]
 
 
 def rag_home() -> Path:
@@ -30,43 +33,15 @@ def default_index_dir() -> Path:
 
 
 @dataclass(frozen=True)
-class ChunkSettings:
-    """How text is cut into chunks; counted in the embedder's own word pieces.
+class IngestSettings(_IngestSection):
+    """`rag.settings.IngestSettings` with the chunk settings nested, as before (deprecated).
 
-    `max_tokens` None means the embedder's limit (its max sequence length minus the two
-    special tokens), so no chunk is ever truncated by the model.
+    `content_hash(embedder_id)` hashes exactly what it always did, so indexes are not
+    re-embedded.
     """
 
-    max_tokens: int | None = None
-    overlap: float = 0.15
+    chunk: ChunkSettings = field(default_factory=ChunkSettings)
 
-    def __post_init__(self) -> None:
-        if self.max_tokens is not None and self.max_tokens < 16:
-            raise ConfigError(f"chunk max_tokens={self.max_tokens} is too small; use 16 or more")
-        if not 0.0 <= self.overlap <= 0.5:
-            raise ConfigError(f"chunk overlap={self.overlap} must be between 0 and 0.5")
-
-
-@dataclass(frozen=True)
-class IngestSettings:
-    """Everything that decides what gets indexed and how."""
-
-    chunk: ChunkSettings = ChunkSettings()
-    max_file_mb: float = 50.0
-    batch_size: int = 64
-    dtype: Dtype = "auto"
-    include_hidden: bool = False
-    flush_chunks: int = 1024  # chunks embedded and committed per transaction; bounds memory
-
-    def __post_init__(self) -> None:
-        if self.max_file_mb <= 0:
-            raise ConfigError(f"max_file_mb={self.max_file_mb} must be positive")
-        if self.batch_size < 1:
-            raise ConfigError(f"batch_size={self.batch_size} must be at least 1")
-        if self.dtype not in ("auto", "bf16", "fp32"):
-            raise ConfigError(f"dtype={self.dtype!r} must be one of auto, bf16, fp32")
-
-    def content_hash(self, embedder_id: str) -> str:
+    def content_hash(self, embedder_id: str, chunk: ChunkSettings | None = None) -> str:
         """Hash of the settings that change a document's chunks or vectors."""
-        key = {"chunk": asdict(self.chunk), "embedder": embedder_id, "chunker": 1}
-        return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+        return super().content_hash(embedder_id, self.chunk if chunk is None else chunk)

@@ -1,0 +1,1 @@
+"""Bundled settings presets (`NAME.toml`), read by `rag.settings.load_settings`."""
