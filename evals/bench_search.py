@@ -30,13 +30,13 @@ def pct(values: list[float], q: float) -> float:
 
 
 def scifact_latency(limit: int | None) -> list[tuple[str, str, float, float]]:
-    from rag.config import IngestSettings
+    from rag.settings import Settings
     from rag.eval.cache import Corpus, open_cached_index
     from rag.eval.datasets import load_beir
 
     data = load_beir(SCIFACT)
     queries = list(data.queries.values())[:limit]
-    cached = open_cached_index(Corpus(SCIFACT / "corpus.jsonl"), IngestSettings())
+    cached = open_cached_index(Corpus(SCIFACT / "corpus.jsonl"), Settings())
     index = cached.index
     index.search("warm up", k=10)  # load the model, BM25 and FAISS once
     rows = []

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from rag.ask import AskSettings
 from rag.cite import CITATION
-from rag.config import IngestSettings
+from rag.settings import Settings
 from rag.eval.answers import load_questions
 from rag.eval.cache import open_cached_index
 from rag.text.sentences import split_sentences
@@ -77,7 +77,7 @@ def main() -> None:
 
     _, corpus, questions = load_questions(args.dataset, args.questions)
     by_id = {q.id: q for q in questions}
-    cached = open_cached_index(corpus, IngestSettings(), cache_dir=args.cache_dir)
+    cached = open_cached_index(corpus, Settings(), cache_dir=args.cache_dir)
     retriever = cached.index.retriever
     rows = [json.loads(line) for line in args.run.read_text().splitlines() if line.strip()]
     features: list[dict[str, float | bool]] = []

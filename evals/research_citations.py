@@ -19,7 +19,7 @@ from pathlib import Path
 
 from rag.ask import Asker, AskSettings
 from rag.cite import CitationChecker, SourceText
-from rag.config import IngestSettings
+from rag.settings import Settings
 from rag.eval.answers import load_questions
 from rag.eval.cache import open_cached_index
 
@@ -35,7 +35,7 @@ def main() -> None:
 
     _, corpus, questions = load_questions(args.dataset, args.questions)
     gold = {q.id: set(q.gold_doc_ids) for q in questions}
-    cached = open_cached_index(corpus, IngestSettings(), cache_dir=args.cache_dir)
+    cached = open_cached_index(corpus, Settings(), cache_dir=args.cache_dir)
     generator = cached.index.generator(args.preset, None)
     settings = AskSettings()
     asker = Asker(cached.index.retriever, generator, settings)

@@ -16,7 +16,7 @@ import argparse
 from pathlib import Path
 
 from rag.ask import Asker, AskSettings
-from rag.config import IngestSettings
+from rag.settings import Settings
 from rag.eval.answers import load_questions
 from rag.eval.cache import open_cached_index
 
@@ -34,7 +34,7 @@ def main() -> None:
     args = parser.parse_args()
 
     _, corpus, questions = load_questions(args.dataset, args.questions)
-    cached = open_cached_index(corpus, IngestSettings(), cache_dir=args.cache_dir)
+    cached = open_cached_index(corpus, Settings(), cache_dir=args.cache_dir)
     generator = cached.index.generator(args.preset, None)
     answerable = [q for q in questions if not q.is_impossible]
     print(f"{args.dataset.name}: {len(answerable)} answerable questions, "

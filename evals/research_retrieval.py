@@ -58,13 +58,13 @@ class Built:
 def build_index(dataset: str, chunk: str, work: Path) -> Path:
     """Ingest the dataset's corpus with one chunk setting, once; return the index folder."""
     from rag import Index
-    from rag.config import ChunkSettings, IngestSettings
+    from rag.settings import Settings
 
     size, overlap = chunk.split(":")
     out = work / f"{dataset}-{size}-{overlap}"
     if (out / "build.json").exists():
         return out
-    settings = IngestSettings(chunk=ChunkSettings(max_tokens=int(size), overlap=float(overlap)))
+    settings = Settings().replace(**{"chunk.max_tokens": int(size), "chunk.overlap": float(overlap)})
     index = Index(out, settings=settings)
     _ = index.embedder.model  # load the model before the clock starts
     started = time.perf_counter()

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from rag import Index
-from rag.config import IngestSettings
+from rag.settings import Settings
 from rag.errors import IndexFormatError, IndexLockedError
 from rag.store import Store, write_lock
 from tests.conftest import DEMO, ROOT
@@ -32,7 +32,9 @@ def docs(tmp_path: Path) -> Path:
 
 
 def make_index(path: Path, embedder, **settings) -> Index:
-    return Index(path, embedder=embedder, settings=IngestSettings(**settings))
+    chunk = {f"chunk.{k}": settings.pop(k) for k in ("max_tokens", "overlap") if k in settings}
+    values = {**chunk, **{f"ingest.{k}": v for k, v in settings.items()}}
+    return Index(path, embedder=embedder, settings=Settings().replace(**values))
 
 
 def texts(index: Index) -> list[str]:
@@ -76,7 +78,7 @@ def test_deleted_file_is_removed_from_sqlite_and_faiss(tmp_path, docs, embedder)
     assert report.removed == 1
     store = Store(index.path)
     assert store.stats().documents == 2
-    assert store.faiss_index().ntotal == store.chunk_count()
+    assert len(store.vector_index()) == store.chunk_count()
     assert store.consistency_problems() == []
     assert not any("868 MHz" in t for t in texts(index))
 
@@ -230,8 +232,8 @@ def test_kill_9_mid_ingest_leaves_a_consistent_index_and_rerun_finishes(
     _corpus(corpus, total)
     index_dir = tmp_path / "idx"
     code = (
-        "from rag import Index; from rag.config import IngestSettings\n"
-        f"Index({str(index_dir)!r}, settings=IngestSettings(flush_chunks=4))"
+        "from rag import Index; from rag.settings import Settings\n"
+        f"Index({str(index_dir)!r}, settings=Settings().replace(**{{'ingest.flush_chunks': 4}}))"
         f".ingest([{str(corpus)!r}])\n"
     )
     child = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT)

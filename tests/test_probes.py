@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from rag import Index
-from rag.config import ChunkSettings, IngestSettings
+from rag.settings import Settings
 from rag.errors import IndexFormatError
 from rag.eval.probes import (
     FILE_NAME,
@@ -258,7 +258,7 @@ def test_generated_probes_are_cached_measured_and_track_chunk_changes(tmp_path, 
     docs = make_docs(tmp_path / "docs")
     index = Index(tmp_path / "idx", embedder=embedder)
     index.ingest([docs])
-    first = index.probe(n=2, k=3, seed=7, preset="tiny")
+    first = index.probe(n=2, k=3, seed=7, model="tiny")
     probes = first.probe_set.probes
     assert first.generated and 1 <= len(probes) <= 2
     store = Store(index.path)
@@ -269,12 +269,12 @@ def test_generated_probes_are_cached_measured_and_track_chunk_changes(tmp_path, 
     assert first.result.count == len(probes) and first.result.stale == 0
     cached = json.loads((index.path / FILE_NAME).read_text())["probe_set"]
 
-    again = Index(index.path, embedder=embedder).probe(n=2, k=3, seed=7, preset="tiny")
+    again = Index(index.path, embedder=embedder).probe(n=2, k=3, seed=7, model="tiny")
     assert not again.generated and again.previous is not None
     assert json.loads((index.path / FILE_NAME).read_text())["probe_set"] == cached
     assert again.result.recall_at_k == first.result.recall_at_k  # same probes, same index
 
-    small = IngestSettings(chunk=ChunkSettings(max_tokens=24))
+    small = Settings().replace(**{"chunk.max_tokens": 24})
     report = Index(index.path, embedder=embedder, settings=small).ingest([docs])
     assert report.updated == 3 and report.probe_recall is not None
     history = ProbeFile.load(index.path).history

@@ -60,12 +60,11 @@ def test_zscore_fusion_scores_one_sided_hits_with_their_exact_score(index: Index
     store = index.retriever.store
     query = "magma pressure under the crust"
     hits = Retriever(store, embedder, candidates=2).search(query, k=2)
-    bm25 = store.bm25_index().search(query, 2)
+    bm25 = store.keyword_index().search(query, 2)
     vector = embedder.encode([query])
-    scores, ids = store.faiss_index().search(vector, store.chunk_count())
-    dense_all = dict(zip(ids[0].tolist(), scores[0].tolist(), strict=True))
+    dense_all = dict(store.vector_index().search(vector, store.chunk_count()))
     dense = sorted(dense_all.items(), key=lambda kv: -kv[1])[:2]
-    bm25_all = dict(store.bm25_index().search(query, 100))
+    bm25_all = dict(store.keyword_index().search(query, 100))
     extra_bm25 = {cid: bm25_all.get(cid, 0.0) for cid, _ in dense if cid not in dict(bm25)}
     extra_dense = {cid: dense_all[cid] for cid, _ in bm25 if cid not in dict(dense)}
     expected = score_fusion([bm25, dense], weights=[0.5, 0.5], normalize="zscore",
@@ -80,7 +79,7 @@ def test_rrf_and_minmax_fusion_stay_available(index: Index, embedder) -> None:
     store = index.retriever.store
     query = "charging the battery"
     hits = Retriever(store, embedder, fusion="rrf", rrf_k=10).search(query, k=5)
-    bm25 = [cid for cid, _ in store.bm25_index().search(query, 100)]
+    bm25 = [cid for cid, _ in store.keyword_index().search(query, 100)]
     dense = Retriever(store, embedder).search(query, k=5, mode="dense")
     expected = reciprocal_rank_fusion([bm25, [h.chunk_id for h in dense]], k=10)
     assert [h.chunk_id for h in hits] == [cid for cid, _ in expected][:5]
@@ -122,8 +121,8 @@ def test_deleted_file_leaves_bm25_and_faiss_after_reingest(
     for mode in ("bm25", "dense", "hybrid"):
         assert "volcano.txt" not in names(index.search("magma eruption", k=10, mode=mode))
     store = Store(tmp_path / "index")
-    assert store.bm25_index().search("magma eruption", 10) == []
-    assert store.faiss_index().ntotal == store.chunk_count() == len(DOCS) - 1
+    assert store.keyword_index().search("magma eruption", 10) == []
+    assert len(store.vector_index()) == store.chunk_count() == len(DOCS) - 1
     assert store.consistency_problems() == []
     fresh = Index(tmp_path / "index", embedder=embedder)  # a new process sees the same
     assert "volcano.txt" not in names(fresh.search("magma eruption", k=10))
@@ -147,12 +146,13 @@ def test_reranker_reorders_only_the_top_rerank_top(index: Index, embedder) -> No
     plain = Retriever(store, embedder).search("cats purr", k=5)
     reverse = Reverse()
     retriever = Retriever(store, embedder, reranker=reverse, rerank_top=3)
-    hits = retriever.search("cats purr", k=5)
+    retrieval = retriever.retrieve("cats purr", k=5)
+    hits = retrieval.hits
     assert reverse.seen == [3]
     assert [h.chunk_id for h in hits] == [h.chunk_id for h in plain[2::-1] + plain[3:]]
     assert [h.stages.rerank_score for h in hits] == [2.0, 1.0, 0.0, None, None]
     assert [h.rank for h in hits] == [1, 2, 3, 4, 5]
-    assert "rerank" in retriever.timings
+    assert "rerank" in retrieval.timings
     unranked = retriever.search("cats purr", k=5, rerank=False)
     assert [h.chunk_id for h in unranked] == [h.chunk_id for h in plain]
 
