@@ -30,9 +30,9 @@ def pct(values: list[float], q: float) -> float:
 
 
 def scifact_latency(limit: int | None) -> list[tuple[str, str, float, float]]:
-    from rag.settings import Settings
     from rag.eval.cache import Corpus, open_cached_index
     from rag.eval.datasets import load_beir
+    from rag.settings import Settings
 
     data = load_beir(SCIFACT)
     queries = list(data.queries.values())[:limit]

@@ -27,9 +27,9 @@ from pathlib import Path
 
 from rag.ask import AskSettings
 from rag.cite import CITATION
-from rag.settings import Settings
 from rag.eval.answers import load_questions
 from rag.eval.cache import open_cached_index
+from rag.settings import Settings
 from rag.text.sentences import split_sentences
 from rag.text.words import content_words
 

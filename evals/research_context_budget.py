@@ -16,9 +16,9 @@ import argparse
 from pathlib import Path
 
 from rag.ask import Asker, AskSettings
-from rag.settings import Settings
 from rag.eval.answers import load_questions
 from rag.eval.cache import open_cached_index
+from rag.settings import Settings
 
 
 def main() -> None:

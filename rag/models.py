@@ -50,8 +50,6 @@ class ModelPreset:
     size: int
     sha256: str
     context_length: int
-    structured: bool = False  # answers only well under constrained JSON output (rag.ask)
-    min_found: float = 0.0  # abstain under this P(found) (rag.ask); calibrated on SQuAD 2.0
     licence: str = "Apache-2.0"
 
     @property
@@ -80,8 +78,6 @@ PRESETS: dict[str, ModelPreset] = {
             size=1_117_320_768,
             sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
             context_length=32_768,
-            structured=True,  # SQuAD 2.0: F1 0.74 vs 0.25 as free text (evals/answer_research.md)
-            min_found=0.935,  # SQuAD 2.0 sample_350: 0.81 of answerable answered, 0.52 abstained
         ),
         ModelPreset(
             name="fast",
@@ -92,7 +88,6 @@ PRESETS: dict[str, ModelPreset] = {
             size=491_400_064,
             sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
             context_length=32_768,
-            structured=True,
         ),
         ModelPreset(
             name="tiny",
@@ -168,18 +163,6 @@ def resolve_model(preset: str | None = None, path: str | Path | None = None) -> 
             return check_gguf(env)
         preset = env or DEFAULT_PRESET
     return preset_path(get_preset(preset))
-
-
-def preset_for(preset: str | None = None, path: str | Path | None = None) -> ModelPreset | None:
-    """Return the preset `resolve_model(preset, path)` would use, or None for a local file."""
-    if path is not None:
-        return None
-    if preset is None:
-        env = os.environ.get(MODEL_ENV, "").strip()
-        if env and env not in PRESETS:
-            return None
-        preset = env or DEFAULT_PRESET
-    return get_preset(preset)
 
 
 def preset_path(preset: ModelPreset) -> Path:

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from rag import Index
-from rag.settings import Settings
 from rag.errors import IndexFormatError, IndexLockedError
+from rag.settings import Settings
 from rag.store import Store, write_lock
 from tests.conftest import DEMO, ROOT
 

@@ -11,7 +11,6 @@ import pytest
 from typer.testing import CliRunner
 
 from rag import Index
-from rag.settings import Settings
 from rag.errors import IndexFormatError
 from rag.eval.probes import (
     FILE_NAME,
@@ -25,6 +24,7 @@ from rag.eval.probes import (
     current_span,
     spans_overlap,
 )
+from rag.settings import Settings
 from rag.store import Store
 
 BATTERY = (
