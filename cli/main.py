@@ -24,7 +24,12 @@ app = typer.Typer(
     name="rag",
     help=(
         "Answer questions over your own documents, offline, with answers you can check.\n\n"
-        "Start with:  rag ingest ~/docs   then   rag status"
+        "Start with:  rag ingest ~/docs   then   rag status\n\n"
+        "Settings come in layers, lowest first: built-in defaults < a preset (--preset "
+        "default|fast|tiny, or your own $RAG_HOME/presets/NAME.toml) < $RAG_HOME/config.toml "
+        "(or --config FILE) < RAG_SECTION_KEY environment variables < flags (and --set "
+        "section.key=value). `rag config show` prints every effective value and where it "
+        "came from."
     ),
     no_args_is_help=True,
     add_completion=False,

@@ -19,7 +19,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from rag.generate import Generation, Generator
+from rag.llm.base import Generation, GenerationOptions
+from rag.llm.llamacpp import LlamaCppChatModel as Generator
 from rag.models import PRESETS, installed_presets, resolve_model
 
 CORPUS = Path(__file__).resolve().parent.parent / "corpora" / "demo"
@@ -73,7 +74,7 @@ def _messages(context: str) -> list[dict[str, str]]:
 def timed(gen: Generator, messages: list[dict[str, str]], max_tokens: int) -> Generation:
     """Return one greedy run that starts from an empty prompt cache."""
     gen.reset()
-    return gen.generate(messages, max_tokens)
+    return gen.generate(messages, GenerationOptions(max_tokens))
 
 
 def bench_preset(
@@ -92,7 +93,7 @@ def bench_preset(
         Generator(path, n_ctx=n_ctx, n_threads=threads, prompt_lookup=lookup) as spec,
     ):
         for gen in (plain, spec):
-            gen.generate(_messages("warm up"), 4)
+            gen.generate(_messages("warm up"), GenerationOptions(4))
         for target in targets:
             messages = build_messages(plain, target)
             runs: dict[int, list[Generation]] = {0: [], lookup: []}

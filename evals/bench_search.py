@@ -33,6 +33,8 @@ def scifact_latency(limit: int | None) -> list[tuple[str, str, float, float]]:
     from rag.eval.cache import Corpus, open_cached_index
     from rag.eval.datasets import load_beir
     from rag.settings import Settings
+    from rag.store import Store
+    from rag.vectors import HnswBackend
 
     data = load_beir(SCIFACT)
     queries = list(data.queries.values())[:limit]
@@ -46,9 +48,9 @@ def scifact_latency(limit: int | None) -> list[tuple[str, str, float, float]]:
         totals = []
         for query in queries:
             started = time.perf_counter()
-            index.search(query, k=10, mode=mode, rerank=rerank)
+            retrieval = index.retrieve(query, k=10, mode=mode, rerank=rerank)
             totals.append(time.perf_counter() - started)
-            for stage, seconds in index.retriever.timings.items():
+            for stage, seconds in retrieval.timings.items():
                 stages.setdefault(stage, []).append(seconds)
         for stage, values in stages.items():
             rows.append((label, stage, pct(values, 50), pct(values, 95)))
@@ -59,9 +61,10 @@ def scifact_latency(limit: int | None) -> list[tuple[str, str, float, float]]:
         )
     store = index.retriever.store
     vectors = index.embedder.encode(queries)
-    _, exact = store.faiss_index().search(vectors, 10)
+    exact = [[i for i, _ in store.vector_index().search(v[None], 10)] for v in vectors]
     for ef in (64, 128):
-        _, approx = store.hnsw_index(ef_search=ef).search(vectors, 10)
+        hnsw = Store(store.directory, vectors=HnswBackend(ef_search=ef)).vector_index()
+        approx = [[i for i, _ in hnsw.search(v[None], 10)] for v in vectors]
         recall = statistics.fmean(
             len(set(a) & set(b)) / 10 for a, b in zip(exact, approx, strict=True)
         )

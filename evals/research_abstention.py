@@ -25,11 +25,10 @@ import argparse
 import json
 from pathlib import Path
 
-from rag.ask import AskSettings
 from rag.cite import CITATION
 from rag.eval.answers import load_questions
 from rag.eval.cache import open_cached_index
-from rag.settings import Settings
+from rag.settings import AnswerSettings, Settings
 from rag.text.sentences import split_sentences
 from rag.text.words import content_words
 
@@ -85,7 +84,7 @@ def main() -> None:
         if row["id"] not in by_id or row["abstained"]:
             continue
         answer = CITATION.sub("", row["answer"]).strip()
-        hits = retriever.search(row["question"], k=AskSettings().candidates, mode="hybrid")
+        hits = retriever.search(row["question"], k=AnswerSettings().candidates, mode="hybrid")
         cited = [h.text for h in hits if cached.doc_id(h.path) in row["cited_docs"]]
         features.append(
             {

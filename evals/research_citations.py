@@ -17,11 +17,12 @@ import argparse
 import json
 from pathlib import Path
 
-from rag.ask import Asker, AskSettings
+from rag.ask import Asker
 from rag.cite import CitationChecker, SourceText
 from rag.eval.answers import load_questions
 from rag.eval.cache import open_cached_index
-from rag.settings import Settings
+from rag.pipeline import load_chat_model
+from rag.settings import Settings, load_settings
 
 
 def main() -> None:
@@ -29,17 +30,19 @@ def main() -> None:
     parser.add_argument("dataset", type=Path)
     parser.add_argument("--questions", default=None)
     parser.add_argument("--run", type=Path, required=True, help="answers.jsonl of the run")
-    parser.add_argument("--preset", default=None, help="the run's generator preset")
+    parser.add_argument("--preset", default=None, help="the run's settings preset")
     parser.add_argument("--cache-dir", default=None)
     args = parser.parse_args()
 
     _, corpus, questions = load_questions(args.dataset, args.questions)
     gold = {q.id: set(q.gold_doc_ids) for q in questions}
     cached = open_cached_index(corpus, Settings(), cache_dir=args.cache_dir)
-    generator = cached.index.generator(args.preset, None)
-    settings = AskSettings()
-    asker = Asker(cached.index.retriever, generator, settings)
-    checker = CitationChecker(cached.index.retriever.embedder, settings.support_threshold)
+    all_settings = load_settings(preset=args.preset).settings
+    settings = all_settings.answer
+    asker = Asker(cached.index.retriever, load_chat_model(all_settings), settings)
+    checker = CitationChecker(
+        cached.index.retriever.embedder, settings.support_threshold, settings.claim_margin
+    )
     rows = [json.loads(line) for line in args.run.read_text().splitlines() if line.strip()]
     tally = {"without": [0, 0, 0], "with question": [0, 0, 0]}  # right, cited, any right
     answered = 0
@@ -48,7 +51,7 @@ def main() -> None:
             continue
         answered += 1
         hits = asker.retriever.search(row["question"], k=settings.candidates, mode="hybrid")
-        sources = asker._build_sources(row["question"], hits, settings)[0]
+        sources = asker.build_sources(row["question"], hits, settings)[0]
         texts = [SourceText(s.n, s.text) for s in sources]
         for name, question in (("without", None), ("with question", row["question"])):
             checked = checker.check(row["raw_answer"], texts, question)

@@ -90,7 +90,7 @@ def load_built(folder: Path) -> Built:
     names: dict[str, int] = {}
     doc = np.array([names.setdefault(r[1].rsplit("#", 1)[1], len(names)) for r in rows])
     vectors = np.frombuffer(b"".join(r[4] for r in rows), dtype=np.float32).reshape(len(rows), -1)
-    bm25 = store.bm25_index()
+    bm25 = store.keyword_index()
     assert bm25.ids == ids.tolist()
     import scipy.sparse as sp
 

@@ -168,9 +168,9 @@ class Asker:
             nearest = _sources(hits[:3])
             return result.abstain("weak evidence", nearest, Usage(stages_s=stages))
 
-        template = load_prompt(cfg.json_prompt if structured else cfg.prompt)
+        template = _template(cfg)
         mark = time.perf_counter()
-        sources, used, uncompressed = self._build_sources(question, hits, cfg, template)
+        sources, used, uncompressed = self.build_sources(question, hits, cfg)
         stages["compress_pack"] = time.perf_counter() - mark
         if not sources:
             return result.abstain("no passage fits the context", _sources(hits[:3]),
@@ -241,11 +241,13 @@ class Asker:
         text = " ".join(s.text.rstrip() + "".join(f" [{n}]" for n in s.citations) for s in kept)
         return result.answer(text, kept, sources, usage, raw, removed)
 
-    def _build_sources(
-        self, question: str, hits: list[Hit], cfg: AnswerSettings, template: PromptTemplate
+    def build_sources(
+        self, question: str, hits: list[Hit], cfg: AnswerSettings
     ) -> tuple[list[Source], int, int]:
-        """Compress, de-duplicate, pack into the token budget of the prompt that is sent;
-        `pack` puts the strongest evidence first and last."""
+        """Compress, de-duplicate and pack `hits` into the token budget of the prompt `cfg`
+        sends (`pack` puts the strongest evidence first and last); return the sources, the
+        tokens they take, and what they would have taken uncompressed."""
+        template = _template(cfg)
         count = self.model.count_tokens
         candidates = []
         for hit in hits:
@@ -316,6 +318,11 @@ class _Outcome:
             "generation": self.generation,
             "retrieval_timings": self.retrieval_timings,
         }
+
+
+def _template(cfg: AnswerSettings) -> PromptTemplate:
+    """The prompt these settings send: the JSON one for structured output."""
+    return load_prompt(cfg.json_prompt if cfg.output == "json" else cfg.prompt)
 
 
 def _found_probability(model: TokenProbabilities, messages: list[dict[str, str]]) -> float:

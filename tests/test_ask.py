@@ -62,10 +62,12 @@ def test_weak_evidence_abstains_without_calling_the_model(index):
 
 
 def test_prompt_fits_context_and_budget_is_respected(index):
-    settings = answer_settings(context_tokens=40, max_tokens=8, min_evidence=0.0)
+    settings = answer_settings(context_tokens=160, max_tokens=8, min_evidence=0.0)
     answer = index.ask("K9 battery life?", settings=settings)
-    assert 0 < answer.usage.context_tokens <= 40
+    assert 0 < answer.usage.context_tokens <= 160
     assert answer.usage.prompt_tokens + 8 <= index.chat_model().n_ctx
+    tight = index.ask("K9 battery life?", settings=replace(settings, context_tokens=10))
+    assert tight.abstain_reason == "no passage fits the context" and tight.generation is None
 
 
 def test_truncated_answers_report_their_stop_reason(index):

@@ -77,10 +77,9 @@ class DictIndex:
         return sorted(scored, key=lambda p: -p[1])[:k]
 
     def save(self, path: Path) -> None:
-        np.savez(
-            path.with_suffix(".npz"), ids=self.ids(), vectors=np.stack(list(self.rows.values()))
-        )
-        path.with_suffix(".npz").rename(path)
+        vectors = np.asarray([self.rows[i] for i in self.ids().tolist()], dtype=np.float32)
+        np.savez(path.with_suffix(".tmp.npz"), ids=self.ids(), vectors=vectors)
+        path.with_suffix(".tmp.npz").replace(path)
 
 
 class DictBackend:
