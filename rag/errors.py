@@ -23,6 +23,14 @@ class IndexLockedError(RagError):
     """Another process is writing the index."""
 
 
+class IndexWriteError(RagError):
+    """Writing to the index directory failed (read-only, I/O error); what was written is kept."""
+
+
+class DiskFullError(IndexWriteError):
+    """The index's disk has no room for what was being written; the message says how much."""
+
+
 class LoaderError(RagError):
     """One input file could not be read; the message names the file and the problem."""
 

@@ -18,8 +18,10 @@ it is rebuilt from SQLite. A `kill -9` at any moment therefore leaves a consiste
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
@@ -28,7 +30,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rag.errors import IndexFormatError, IndexLockedError, IndexNotFoundError
+from rag.errors import (
+    DiskFullError,
+    IndexFormatError,
+    IndexLockedError,
+    IndexNotFoundError,
+    IndexWriteError,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -207,15 +215,28 @@ class Store:
             self._set_meta("ingest_config", json.dumps(config, sort_keys=True))
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """Run statements atomically (BEGIN IMMEDIATE … COMMIT, ROLLBACK on error)."""
-        self.db.execute("BEGIN IMMEDIATE")
+    def transaction(self, what: str = "index metadata", needed: int = 0) -> Iterator[None]:
+        """Run statements atomically (BEGIN IMMEDIATE … COMMIT, ROLLBACK on error).
+
+        A write SQLite cannot make (disk full, read-only, I/O error) raises DiskFullError or
+        IndexWriteError naming `what` was written and, with `needed` bytes, the room it needs.
+        """
         try:
-            yield
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+                self.db.execute("COMMIT")
+            except BaseException:
+                # SQLite rolls back by itself after some errors (SQLITE_FULL on COMMIT):
+                # a second ROLLBACK would only raise "no transaction is active"
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            error = write_error(self.directory, f"{what} to {DB_NAME}", exc, needed)
+            if error is None:
+                raise
+            raise error from exc
 
     # --- manifest ---------------------------------------------------------------------------
 
@@ -239,7 +260,10 @@ class Store:
         self.faiss_index()  # load before writing so it is updated in place, not rebuilt
         now = time.time()
         new_ids: list[int] = []
-        with self.transaction():
+        what = f"{len(documents)} documents ({total} chunks)"
+        text_bytes = sum(len(c.text.encode()) for _, chunks in documents for c in chunks)
+        needed = 2 * (text_bytes + vectors.nbytes + 200 * total)  # the WAL, then the database
+        with self.transaction(what, needed):
             removed = self._delete_keys([doc.key for doc, _ in documents])
             row = 0
             for doc, chunks in documents:
@@ -288,7 +312,7 @@ class Store:
         if not keys:
             return
         self.faiss_index()
-        with self.transaction():
+        with self.transaction(f"the removal of {len(keys)} documents"):
             removed = self._delete_keys(keys)
             self._bump_generation()
         self._bm25 = self._hnsw = None
@@ -346,18 +370,36 @@ class Store:
 
     def save_vectors(self) -> None:
         """Write the FAISS index for the current generation atomically; drop stale ones."""
-        import faiss
-
         path = self._faiss_path(self.generation)
         if not path.exists():
-            tmp = path.with_suffix(".tmp")
-            faiss.write_index(self.faiss_index(), str(tmp))
-            with tmp.open("rb") as handle:
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
+            self._save_faiss(self.faiss_index(), path, "the vector index")
         for stale in self.directory.glob("vectors-*"):
             if stale != path:
                 stale.unlink(missing_ok=True)
+
+    def _save_faiss(self, index: Any, path: Path, what: str) -> None:
+        """Write a FAISS index to `path` atomically; a failed write raises IndexWriteError."""
+        import faiss
+
+        what = f"{what} {path.name}"
+        needed = index.ntotal * (index.d * 4 + 8) + 4096  # float32 vectors and int64 ids
+        _check_room(self.directory, what, needed)
+        tmp = path.with_suffix(".tmp")
+        try:
+            with tmp.open("wb") as handle:
+                # through Python's file, not FAISS's own: it ignores a failed fclose, so a
+                # full disk could leave a truncated file without any error
+                writer = faiss.PyCallbackIOWriter(handle.write)  # type: ignore[attr-defined]
+                faiss.write_index(index, writer)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except (OSError, RuntimeError) as exc:
+            tmp.unlink(missing_ok=True)
+            error = write_error(self.directory, what, exc, needed)
+            if error is None:
+                raise
+            raise error from exc
 
     def hnsw_index(self, m: int = 32, ef_search: int = 128) -> Any:
         """An approximate (HNSW) index of the same vectors, for large corpora.
@@ -379,9 +421,7 @@ class Store:
                 index = faiss.IndexIDMap2(hnsw)
                 if vectors is not None:
                     index.add_with_ids(vectors, ids)
-                tmp = path.with_suffix(".tmp")
-                faiss.write_index(index, str(tmp))
-                os.replace(tmp, path)
+                self._save_faiss(index, path, "the approximate vector index")
                 for stale in self.directory.glob("hnsw-*"):
                     if stale != path:
                         stale.unlink(missing_ok=True)
@@ -420,12 +460,16 @@ class Store:
 
     def save_bm25(self) -> None:
         """Rebuild the BM25 index if the chunks changed, save it atomically, drop stale ones."""
-        import shutil
-
         path = self._bm25_path(self.generation)
         if not path.is_dir():
             self._bm25 = None
-            self.bm25_index().save(path)
+            try:
+                self.bm25_index().save(path)
+            except OSError as exc:
+                error = write_error(self.directory, f"the keyword index {path.name}/", exc)
+                if error is None:
+                    raise
+                raise error from exc
         for stale in self.directory.glob("bm25-*"):
             if stale != path:
                 shutil.rmtree(stale, ignore_errors=True)
@@ -521,6 +565,73 @@ class Store:
         self.db.close()
 
 
+_SQLITE_WRITE_FAILURES = {sqlite3.SQLITE_IOERR, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN}
+
+
+def _is_disk_full(exc: BaseException) -> bool:
+    """Tell whether `exc` means the filesystem (or the user's quota) has no room left."""
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    if isinstance(exc, sqlite3.Error):
+        code = getattr(exc, "sqlite_errorcode", None)
+        return (code is not None and code & 0xFF == sqlite3.SQLITE_FULL) or (
+            "database or disk is full" in str(exc)
+        )
+    return isinstance(exc, RuntimeError) and "No space left on device" in str(exc)  # FAISS
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{n / 1024:.0f} KB"
+
+
+def disk_full_error(directory: Path, what: str, needed: int = 0) -> DiskFullError:
+    """A DiskFullError naming the index, what did not fit, the free space and the room needed."""
+    try:
+        free = f"{_size(shutil.disk_usage(directory).free)} free"
+    except OSError:
+        free = "free space unknown"
+    need = f"; it needs about {_size(needed)}" if needed else ""
+    return DiskFullError(
+        f"the disk of the index at {directory} is full: {what} did not fit ({free}{need}); "
+        "free some space or move the index to a larger disk (--index), then rerun — "
+        "everything indexed before is kept"
+    )
+
+
+def write_error(
+    directory: Path, what: str, exc: BaseException, needed: int = 0
+) -> IndexWriteError | None:
+    """Translate a failed write of `what` into the index (None: `exc` is not a write failure)."""
+    if _is_disk_full(exc):
+        return disk_full_error(directory, what, needed)
+    if isinstance(exc, OSError):
+        reason = exc.strerror or str(exc)
+    elif isinstance(exc, sqlite3.Error):
+        code = getattr(exc, "sqlite_errorcode", None)
+        if code is None or code & 0xFF not in _SQLITE_WRITE_FAILURES:
+            return None
+        reason = str(exc)
+    elif isinstance(exc, RuntimeError) and "for writing" in str(exc):  # FAISS fopen failed
+        reason = str(exc).splitlines()[0]
+    else:
+        return None
+    return IndexWriteError(
+        f"could not write {what} to the index at {directory}: {reason}; check that the "
+        "directory is writable and the disk healthy, then rerun — everything indexed before "
+        "is kept"
+    )
+
+
+def _check_room(directory: Path, what: str, needed: int) -> None:
+    """Raise DiskFullError before writing `needed` bytes that cannot fit."""
+    try:
+        free = shutil.disk_usage(directory).free
+    except OSError:
+        return
+    if free < needed:
+        raise disk_full_error(directory, what, needed)
+
+
 def _read_faiss(path: Path) -> Any:
     """Read a FAISS file; None when it is missing or unreadable (it is rebuilt from SQLite)."""
     import faiss
@@ -559,8 +670,14 @@ def write_lock(directory: Path, command: str = "rag ingest") -> Iterator[None]:
             ) from None
         holder = json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
                              "command": command, "started": time.time()})  # fmt: skip
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, holder.encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, holder.encode(), 0)
+        except OSError as exc:
+            error = write_error(directory, "the lock file", exc)
+            if error is None:
+                raise
+            raise error from exc
         yield
     finally:
         os.close(fd)
