@@ -23,7 +23,7 @@ import bm25s
 import numpy as np
 import Stemmer
 
-from rag.errors import IndexFormatError
+from rag.errors import ConfigError, IndexFormatError
 
 logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every build at DEBUG
 
@@ -54,7 +54,7 @@ class Tokenizer:
         try:
             words = bm25s.tokenization._infer_stopwords(self.stopwords)
         except ValueError as e:
-            raise ValueError(f"unknown stopwords {self.stopwords!r}: {e}") from None
+            raise ConfigError(f"unknown stopwords {self.stopwords!r}: {e}") from None
         object.__setattr__(self, "_stopset", frozenset(words))
         stem = None
         if self.stemmer is not None:
@@ -62,7 +62,9 @@ class Tokenizer:
                 stem = Stemmer.Stemmer(self.stemmer).stemWords
             except KeyError:
                 langs = ", ".join(Stemmer.algorithms())
-                raise ValueError(f"unknown stemmer {self.stemmer!r}; choose from {langs}") from None
+                raise ConfigError(
+                    f"unknown stemmer {self.stemmer!r}; choose from {langs}"
+                ) from None
         object.__setattr__(self, "_stem", stem)
 
     def __call__(self, text: str) -> list[str]:
@@ -97,13 +99,13 @@ class BM25Settings:
         for name in ("method", "idf_method"):
             value = getattr(self, name)
             if value is not None and value not in METHODS:
-                raise ValueError(f"{name}={value!r} is not one of {', '.join(METHODS)}")
+                raise ConfigError(f"{name}={value!r} is not one of {', '.join(METHODS)}")
         if self.k1 < 0:
-            raise ValueError(f"k1={self.k1} must be >= 0")
+            raise ConfigError(f"k1={self.k1} must be >= 0")
         if not 0 <= self.b <= 1:
-            raise ValueError(f"b={self.b} must be between 0 and 1")
+            raise ConfigError(f"b={self.b} must be between 0 and 1")
         if self.dtype not in ("float32", "float64"):
-            raise ValueError(f"dtype={self.dtype!r} must be 'float32' or 'float64'")
+            raise ConfigError(f"dtype={self.dtype!r} must be 'float32' or 'float64'")
 
     def tokenizer(self) -> Tokenizer:
         """Return the tokenizer these settings describe."""
@@ -192,7 +194,7 @@ class BM25Index:
         Ties are broken by index order, so results are deterministic.
         """
         if k < 0:
-            raise ValueError(f"k={k} must be >= 0")
+            raise ConfigError(f"k={k} must be >= 0")
         if k == 0 or len(self._ids) == 0:
             return []
         scores = self.scores(query)

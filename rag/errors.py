@@ -59,8 +59,16 @@ class ModelIntegrityError(RagError):
     """A model file exists but is not the pinned one (wrong size or hash)."""
 
 
-class ContextOverflowError(ConfigError):
-    """A prompt plus the tokens asked for would not fit the model's context window."""
+class ModelLoadError(RagError):
+    """llama.cpp could not load a GGUF file that passed the format and pin checks."""
+
+
+class ContextOverflowError(RagError):
+    """A prompt plus the tokens asked for would not fit the model's context window.
+
+    Not a ConfigError: it depends on the question and the passages, so it is a runtime failure
+    (exit code 1), not a usage error.
+    """
 
 
 class IndexNotFoundError(RagError):

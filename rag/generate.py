@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from rag.errors import ConfigError, ContextOverflowError, ModelIntegrityError
-from rag.models import check_gguf, resolve_model
+from rag.errors import ConfigError, ContextOverflowError, ModelLoadError
+from rag.models import check_gguf, load_failure_message, resolve_model
 
 Message = Mapping[str, str]
 StopReason = Literal["complete", "truncated"]
@@ -125,8 +125,8 @@ class Generator:
                 logits_all=draft is not None,  # 0.3.36 sizes its logits buffer by this alone
                 verbose=verbose,
             )
-        except (ValueError, RuntimeError) as e:
-            raise ModelIntegrityError(f"llama.cpp could not load {self.model_path}: {e}") from e
+        except (ValueError, RuntimeError) as e:  # the file passed check_gguf: not integrity
+            raise ModelLoadError(load_failure_message(self.model_path, n_ctx, e)) from e
         try:
             trained = self._llama._model.n_ctx_train()
             if n_ctx > trained:

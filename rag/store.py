@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rag.errors import (
+    ConfigError,
     DiskFullError,
     IndexFormatError,
     IndexLockedError,
@@ -445,7 +446,7 @@ class Store:
         if path.is_dir():
             try:
                 index = BM25Index.load(path)
-            except (IndexFormatError, OSError, ValueError):
+            except (ConfigError, IndexFormatError, OSError, ValueError):
                 index = None
         if index is None or len(index) != self.chunk_count():
             ids, texts = [], []

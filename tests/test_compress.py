@@ -10,6 +10,7 @@ from rag.compress import (
     remove_near_duplicates,
     split_sentences,
 )
+from rag.errors import ConfigError
 
 
 def sentences(text: str, **kwargs: bool) -> list[str]:
@@ -238,7 +239,7 @@ def test_compress_of_empty_text_is_empty() -> None:
 
 
 def test_compress_rejects_bad_arguments() -> None:
-    with pytest.raises(ValueError, match="keep_ratio"):
+    with pytest.raises(ConfigError, match="keep_ratio"):
         compress("q", ABSTRACT, keep_ratio=0)
     with pytest.raises(ValueError, match="1 scores for 5 sentences"):
         compress("q", ABSTRACT, score_sentence=lambda q, s: [1.0])
@@ -288,7 +289,7 @@ def test_remove_near_duplicates_matches_brute_force_jaccard() -> None:
 
 
 def test_remove_near_duplicates_rejects_bad_threshold() -> None:
-    with pytest.raises(ValueError, match="threshold"):
+    with pytest.raises(ConfigError, match="threshold"):
         remove_near_duplicates(["a"], threshold=0)
 
 
