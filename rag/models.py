@@ -24,6 +24,7 @@ from pathlib import Path
 
 import platformdirs
 
+from rag.atomic import atomic_write_text
 from rag.errors import ConfigError, ModelIntegrityError, ModelNotFoundError
 
 GGUF_MAGIC = b"GGUF"
@@ -392,10 +393,7 @@ def _sidecar(dest: Path) -> Path:
 
 def _write_sidecar(dest: Path, digest: str) -> None:
     """Record the verified hash next to `dest`, atomically."""
-    side = _sidecar(dest)
-    tmp = side.with_name(f".{side.name}.{os.getpid()}.tmp")
-    tmp.write_text(f"{digest}  {dest.name}\n")
-    os.replace(tmp, side)
+    atomic_write_text(_sidecar(dest), f"{digest}  {dest.name}\n")
 
 
 def _is_assembled(dest: Path, preset: ModelPreset) -> bool:

@@ -28,8 +28,9 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
+from rag.atomic import atomic_write
 from rag.errors import (
     ConfigError,
     DiskFullError,
@@ -385,18 +386,15 @@ class Store:
         what = f"{what} {path.name}"
         needed = index.ntotal * (index.d * 4 + 8) + 4096  # float32 vectors and int64 ids
         _check_room(self.directory, what, needed)
-        tmp = path.with_suffix(".tmp")
+
+        def write(handle: BinaryIO) -> None:
+            # through Python's file, not FAISS's own writer: that one ignores a failed fclose,
+            # so a full disk could leave a truncated file without any error
+            faiss.write_index(index, faiss.PyCallbackIOWriter(handle.write))  # type: ignore[attr-defined]
+
         try:
-            with tmp.open("wb") as handle:
-                # through Python's file, not FAISS's own: it ignores a failed fclose, so a
-                # full disk could leave a truncated file without any error
-                writer = faiss.PyCallbackIOWriter(handle.write)  # type: ignore[attr-defined]
-                faiss.write_index(index, writer)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
+            atomic_write(path, write)
         except (OSError, RuntimeError) as exc:
-            tmp.unlink(missing_ok=True)
             error = write_error(self.directory, what, exc, needed)
             if error is None:
                 raise
