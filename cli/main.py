@@ -17,7 +17,7 @@ from rag_cli.options import (
     RerankerOption,
     StrictOption,
 )
-from rag_cli.output import IngestBar, err, out, print_json, run_command
+from rag_cli.output import IngestBar, err, error, out, print_json, run_command
 from rag_cli.settings_options import ConfigOption, PresetOption, SetOption, load_cli_settings
 
 app = typer.Typer(
@@ -87,7 +87,8 @@ def ingest(
     are re-indexed, and files deleted from a folder you ingest are removed from the index.
     When `rag eval probes` has been run on the index, a run that changes it re-measures the
     probes and warns if recall fell.
-    Exit code 0 when everything indexed, 1 when some files failed (the rest is indexed).
+    Exit code 0 when everything indexed, 1 when some files failed (the rest is indexed) or
+    writing the index failed (the run stops; what was written before is kept).
     Flags override the settings (`rag config show`) for this run.
 
     Example:  rag ingest ~/notes ~/papers/report.pdf
@@ -109,6 +110,8 @@ def ingest(
             print_json(data)
         else:
             _print_ingest_report(report, idx.path)
+        if report.error:  # the run stopped: say why on stderr, whatever the output format
+            error(report.error)
         return 0 if report.ok else 1
 
     raise typer.Exit(run_command(work, debug))

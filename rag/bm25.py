@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
-import shutil
-import tempfile
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,7 +20,8 @@ import bm25s
 import numpy as np
 import Stemmer
 
-from rag.errors import IndexFormatError
+from rag.atomic import atomic_replace_dir
+from rag.errors import ConfigError, IndexFormatError
 
 logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every build at DEBUG
 
@@ -54,7 +52,7 @@ class Tokenizer:
         try:
             words = bm25s.tokenization._infer_stopwords(self.stopwords)
         except ValueError as e:
-            raise ValueError(f"unknown stopwords {self.stopwords!r}: {e}") from None
+            raise ConfigError(f"unknown stopwords {self.stopwords!r}: {e}") from None
         object.__setattr__(self, "_stopset", frozenset(words))
         stem = None
         if self.stemmer is not None:
@@ -62,7 +60,9 @@ class Tokenizer:
                 stem = Stemmer.Stemmer(self.stemmer).stemWords
             except KeyError:
                 langs = ", ".join(Stemmer.algorithms())
-                raise ValueError(f"unknown stemmer {self.stemmer!r}; choose from {langs}") from None
+                raise ConfigError(
+                    f"unknown stemmer {self.stemmer!r}; choose from {langs}"
+                ) from None
         object.__setattr__(self, "_stem", stem)
 
     def __call__(self, text: str) -> list[str]:
@@ -97,13 +97,13 @@ class BM25Settings:
         for name in ("method", "idf_method"):
             value = getattr(self, name)
             if value is not None and value not in METHODS:
-                raise ValueError(f"{name}={value!r} is not one of {', '.join(METHODS)}")
+                raise ConfigError(f"{name}={value!r} is not one of {', '.join(METHODS)}")
         if self.k1 < 0:
-            raise ValueError(f"k1={self.k1} must be >= 0")
+            raise ConfigError(f"k1={self.k1} must be >= 0")
         if not 0 <= self.b <= 1:
-            raise ValueError(f"b={self.b} must be between 0 and 1")
+            raise ConfigError(f"b={self.b} must be between 0 and 1")
         if self.dtype not in ("float32", "float64"):
-            raise ValueError(f"dtype={self.dtype!r} must be 'float32' or 'float64'")
+            raise ConfigError(f"dtype={self.dtype!r} must be 'float32' or 'float64'")
 
     def tokenizer(self) -> Tokenizer:
         """Return the tokenizer these settings describe."""
@@ -197,7 +197,7 @@ class BM25Index:
         Ties are broken by index order, so results are deterministic.
         """
         if k < 0:
-            raise ValueError(f"k={k} must be >= 0")
+            raise ConfigError(f"k={k} must be >= 0")
         if k == 0 or len(self._ids) == 0:
             return []
         scores = self.scores(query)
@@ -227,26 +227,20 @@ class BM25Index:
 
     def save(self, directory: Path) -> None:
         """Write the index to `directory`, replacing it atomically (never half-written)."""
-        directory = Path(directory)
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-        try:
+
+        def build(folder: Path) -> None:
             if self._retriever is not None:
-                self._retriever.save(tmp, show_progress=False)
-            np.save(tmp / IDS_FILE, self._ids, allow_pickle=False)
+                self._retriever.save(folder, show_progress=False)
+            np.save(folder / IDS_FILE, self._ids, allow_pickle=False)
             meta = {
                 "format": FORMAT_VERSION,
                 "bm25s": bm25s.__version__,
                 "chunks": len(self._ids),
                 "settings": asdict(self.settings),
             }
-            (tmp / META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
-            _fsync_dir(tmp)
-            _replace_dir(tmp, directory)
-            _fsync_dir(directory.parent, files=False)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+            (folder / META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
+
+        atomic_replace_dir(Path(directory), build)
 
     @classmethod
     def load(cls, directory: Path, mmap: bool = False) -> BM25Index:
@@ -272,34 +266,6 @@ class BM25Index:
         if (directory / "params.index.json").exists():
             retriever = bm25s.BM25.load(directory, mmap=mmap, show_progress=False)
         return cls(ids, retriever, settings)
-
-
-def _fsync_dir(directory: Path, files: bool = True) -> None:
-    """Flush the directory entry (and, with `files`, every file in it) to disk."""
-    for path in directory.iterdir() if files else ():
-        with open(path, "rb") as f:
-            os.fsync(f.fileno())
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _replace_dir(new: Path, target: Path) -> None:
-    """Move the complete directory `new` to `target`, replacing any previous version."""
-    if not target.exists():
-        os.replace(new, target)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
-    os.replace(target, old / target.name)
-    try:
-        os.replace(new, target)
-    except BaseException:
-        os.replace(old / target.name, target)  # put the previous index back
-        raise
-    finally:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 class BM25Backend:

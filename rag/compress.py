@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from rag.bm25 import Tokenizer
+from rag.errors import ConfigError
 from rag.text.sentences import Span, split_sentences
 
 SentenceScorer = Callable[[str, list[str]], list[float]]
@@ -84,7 +85,7 @@ def compress(
     dropped sentences is marked with `elision`.
     """
     if not 0 < keep_ratio <= 1:
-        raise ValueError(f"keep_ratio={keep_ratio} must be in (0, 1]")
+        raise ConfigError(f"keep_ratio={keep_ratio} must be in (0, 1]")
     spans = split_sentences(text, hard_wraps=hard_wraps)
     if not spans:
         return Compressed("", [], [])
@@ -125,9 +126,9 @@ def remove_near_duplicates(
     text is dropped when it reaches `threshold` against a kept text. Pass texts best first.
     """
     if not 0 < threshold <= 1:
-        raise ValueError(f"threshold={threshold} must be in (0, 1]")
+        raise ConfigError(f"threshold={threshold} must be in (0, 1]")
     if shingle_size < 1:
-        raise ValueError(f"shingle_size={shingle_size} must be >= 1")
+        raise ConfigError(f"shingle_size={shingle_size} must be >= 1")
     kept: list[int] = []
     kept_sets: dict[int, frozenset[tuple[str, ...]]] = {}
     postings: dict[tuple[str, ...], list[int]] = {}

@@ -23,6 +23,14 @@ class IndexLockedError(RagError):
     """Another process is writing the index."""
 
 
+class IndexWriteError(RagError):
+    """Writing to the index directory failed (read-only, I/O error); what was written is kept."""
+
+
+class DiskFullError(IndexWriteError):
+    """The index's disk has no room for what was being written; the message says how much."""
+
+
 class LoaderError(RagError):
     """One input file could not be read; the message names the file and the problem."""
 
@@ -51,8 +59,16 @@ class ModelIntegrityError(RagError):
     """A model file exists but is not the pinned one (wrong size or hash)."""
 
 
-class ContextOverflowError(ConfigError):
-    """A prompt plus the tokens asked for would not fit the model's context window."""
+class ModelLoadError(RagError):
+    """llama.cpp could not load a GGUF file that passed the format and pin checks."""
+
+
+class ContextOverflowError(RagError):
+    """A prompt plus the tokens asked for would not fit the model's context window.
+
+    Not a ConfigError: it depends on the question and the passages, so it is a runtime failure
+    (exit code 1), not a usage error.
+    """
 
 
 class IndexNotFoundError(RagError):

@@ -16,6 +16,8 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Literal
 
+from rag.errors import ConfigError
+
 Normalize = Literal["minmax", "zscore", "none"]
 NORMALIZE: tuple[str, ...] = ("minmax", "zscore", "none")
 
@@ -27,7 +29,7 @@ def _check_weights(weights: Sequence[float] | None, n: int) -> list[float]:
     if len(weights) != n:
         raise ValueError(f"got {len(weights)} weights for {n} rankings")
     if any(w < 0 for w in weights):
-        raise ValueError(f"weights must be >= 0, got {list(weights)}")
+        raise ConfigError(f"weights must be >= 0, got {list(weights)}")
     return [float(w) for w in weights]
 
 
@@ -47,7 +49,7 @@ def reciprocal_rank_fusion(
     Ties are broken by first appearance, reading the rankings in order.
     """
     if k < 0:
-        raise ValueError(f"k={k} must be >= 0")
+        raise ConfigError(f"k={k} must be >= 0")
     weight_list = _check_weights(weights, len(rankings))
     totals: dict[int, float] = {}
     for ranking, weight in zip(rankings, weight_list, strict=True):
@@ -78,7 +80,7 @@ def score_fusion(
     Ties are broken by first appearance, reading the lists in order.
     """
     if normalize not in NORMALIZE:
-        raise ValueError(f"normalize={normalize!r} must be one of {', '.join(NORMALIZE)}")
+        raise ConfigError(f"normalize={normalize!r} must be one of {', '.join(NORMALIZE)}")
     weight_list = _check_weights(weights, len(results))
     if extra is not None and len(extra) != len(results):
         raise ValueError(f"got {len(extra)} extra score maps for {len(results)} result lists")

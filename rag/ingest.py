@@ -10,7 +10,8 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable
+from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -18,9 +19,9 @@ from typing import Protocol
 from rag.chunking import Chunk, chunk_document
 from rag.discover import SourceFile, describe_os_error, discover, is_under
 from rag.embed import Embedder
-from rag.errors import ConfigError, LoaderError
+from rag.errors import ConfigError, LoaderError, RagError
 from rag.loaders import Document, iter_jsonl_records, load_document, record_document
-from rag.settings import IngestSettings, Settings
+from rag.settings import ChunkSettings, IngestSettings, Settings
 from rag.store import DocumentRecord, Store
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,12 @@ class FailedFile:
 
 @dataclass
 class IngestReport:
-    """What an ingest run did. `failed` files keep whatever version was indexed before."""
+    """What an ingest run did. `failed` files keep whatever version was indexed before.
+
+    `error` is set when writing to the index failed (embedding a batch, SQLite, disk full):
+    the run stopped there, `not_written` documents of that batch were not written (they keep
+    their earlier version), nothing was removed, and everything written before is kept.
+    """
 
     added: int = 0
     updated: int = 0
@@ -48,6 +54,8 @@ class IngestReport:
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
     probe_recall: dict | None = None  # the label-free probes re-measured (rag/probes.py)
+    error: str | None = None
+    not_written: int = 0
 
     @property
     def changed(self) -> int:
@@ -56,7 +64,7 @@ class IngestReport:
 
     @property
     def ok(self) -> bool:
-        return not self.failed
+        return not self.failed and self.error is None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -89,6 +97,13 @@ class _Pending:
     chunks: int = 0
 
 
+_Documents = Generator[tuple[str, DocumentRecord, Document], None, None]
+
+
+class _WriteFailed(Exception):
+    """Writing a batch (or the prune, or the caches) failed; `report.error` says why."""
+
+
 def run_ingest(
     store: Store,
     embedder: Embedder,
@@ -96,7 +111,12 @@ def run_ingest(
     paths: Iterable[str | Path],
     progress: IngestProgress | None = None,
 ) -> IngestReport:
-    """Bring the index in line with `paths`: add, update, keep, and remove documents."""
+    """Bring the index in line with `paths`: add, update, keep, and remove documents.
+
+    A problem with one file (or one record of a .jsonl collection) is reported in `failed`
+    and the run goes on. A failure to write to the index stops the run: it is reported in
+    `error`, nothing is pruned, and every batch written before it stays indexed.
+    """
     started = time.perf_counter()
     progress = progress or _NoProgress()
     report = IngestReport()
@@ -118,118 +138,214 @@ def run_ingest(
     seen: set[str] = set()
     pending = _Pending()
 
-    def queue(record: DocumentRecord, document: Document) -> None:
-        chunks = chunk_document(document, embedder.counter, max_tokens, chunking.overlap)
-        if not chunks:
-            raise LoaderError(record.key, "no text to index")
-        report.warnings.extend(document.warnings)
-        if record.key in manifest:
-            report.updated += 1
-        else:
-            report.added += 1
-        pending.items.append((record, chunks))
-        pending.chunks += len(chunks)
-        if pending.chunks >= settings.flush_chunks:
-            _flush(store, embedder, pending, report, progress)
+    def flush() -> None:
+        try:
+            _flush(store, embedder, manifest, pending, report, progress)
+        except Exception as exc:
+            report.not_written = len(pending.items)
+            report.error = _write_failure(exc, store, pending)
+            raise _WriteFailed from exc
 
     progress.start(len(found.files))
-    for source in found.files:
-        try:
-            _ingest_file(source, settings, config_hash, manifest, seen, report, queue)
-        except LoaderError as exc:
-            report.failed.append(FailedFile(exc.path, exc.problem))
-        except Exception as exc:  # a loader bug on one odd file must not stop the batch
-            log.debug("unexpected error on %s", source.path, exc_info=True)
-            report.failed.append(
-                FailedFile(source.path, f"unexpected {type(exc).__name__}: {exc} (see --debug)")
-            )
-        progress.file_done(source.path)
-    _flush(store, embedder, pending, report, progress)
-    if report.added or report.updated:
-        chunk = {"max_tokens": max_tokens, "overlap": chunking.overlap}
-        store.record_ingest_config({"config_hash": config_hash, "chunk": chunk})
-
-    gone = [
-        key
-        for key in manifest
-        if key not in seen and any(is_under(key, root) for root in found.roots)
-    ]
-    store.remove_documents(gone)
-    report.removed = len(gone)
-    store.save_vectors()
-    store.save_keywords()
+    try:
+        for source in found.files:
+            documents = _changed_documents(source, settings, config_hash, manifest, seen, report)
+            with closing(documents):
+                for where, record, document in documents:
+                    chunks = _chunk(where, document, embedder, max_tokens, chunking, report)
+                    if chunks:
+                        report.warnings.extend(document.warnings)
+                        pending.items.append((record, chunks))
+                        pending.chunks += len(chunks)
+                    if pending.chunks >= settings.flush_chunks:
+                        flush()  # outside any per-file handler: a failure here is no file's
+            progress.file_done(source.path)
+        flush()
+        gone = [
+            key
+            for key in manifest
+            if key not in seen and any(is_under(key, root) for root in found.roots)
+        ]
+        _write(report, lambda: store.remove_documents(gone))
+        report.removed = len(gone)
+    except _WriteFailed:
+        pass  # the run stopped: no prune, since not every file was reached
+    config = {"config_hash": config_hash,
+              "chunk": {"max_tokens": max_tokens, "overlap": chunking.overlap}}  # fmt: skip
+    try:
+        if report.added or report.updated:  # also after a stop: those documents are written
+            _write(report, lambda: store.record_ingest_config(config))
+        if report.error is None:  # else the caches are rebuilt from SQLite when next opened
+            _write(report, store.save_vectors)
+            _write(report, store.save_keywords)
+    except _WriteFailed:
+        pass
     report.seconds = round(time.perf_counter() - started, 3)
     return report
 
 
-def _ingest_file(
+def _write(report: IngestReport, write: Callable[[], None]) -> None:
+    """Run one write to the index; on failure put the reason on `report` and stop the run."""
+    try:
+        write()
+    except Exception as exc:
+        log.debug("index write failed", exc_info=True)
+        if report.error is None:  # keep the first reason
+            report.error = str(exc) if isinstance(exc, RagError) else _unexpected(exc)
+        raise _WriteFailed from exc
+
+
+def _write_failure(exc: Exception, store: Store, pending: _Pending) -> str:
+    """Say why a batch could not be written, and that nothing indexed before was lost."""
+    log.debug("writing a batch failed", exc_info=True)
+    if isinstance(exc, RagError):
+        return str(exc)
+    return (
+        f"writing a batch of {len(pending.items)} documents ({pending.chunks} chunks) to the "
+        f"index at {store.directory} failed: {_unexpected(exc)}; the run stopped there, those "
+        "documents keep their earlier version and nothing was removed — rerun to finish"
+    )
+
+
+def _unexpected(exc: BaseException) -> str:
+    return f"unexpected {type(exc).__name__}: {exc} (see --debug)"
+
+
+def _changed_documents(
     source: SourceFile,
     settings: IngestSettings,
     config_hash: str,
     manifest: dict[str, tuple[str, str]],
     seen: set[str],
     report: IngestReport,
-    queue: Callable[[DocumentRecord, Document], None],
-) -> None:
-    size = os.path.getsize(source.path)
-    limit = int(settings.max_file_mb * 1024 * 1024)
-    if size > limit and source.kind != "jsonl":
-        seen.add(source.path)  # keep any earlier version
-        raise LoaderError(
-            source.path,
-            f"file is {size / 2**20:.0f} MB, over the {settings.max_file_mb:g} MB limit; "
-            "split it or raise the limit (--max-file-mb)",
-        )
-    if source.kind == "jsonl":
-        for record in iter_jsonl_records(Path(source.path), source.path):
-            if isinstance(record, LoaderError):
-                report.failed.append(FailedFile(record.path, record.problem))
-                continue
-            seen.add(record.key)
-            sha = hashlib.sha256(record.raw).hexdigest()
-            if manifest.get(record.key) == (sha, config_hash):
-                report.unchanged += 1
-                continue
-            meta = DocumentRecord(
-                record.key, source.path, "jsonl", sha, config_hash, len(record.raw)
-            )
-            try:
-                queue(meta, record_document(record))
-            except LoaderError as exc:
-                report.failed.append(FailedFile(exc.path, exc.problem))
-        return
-    seen.add(source.path)
+) -> _Documents:
+    """Yield (where, record, document) for each new or changed document of one file.
+
+    `where` names the file (or the line of a .jsonl record) in failures. A problem reading
+    the file is put on `report.failed` and never raised; if it stops the file part way, the
+    documents it was going to revisit keep their indexed versions.
+    """
     try:
-        with open(source.path, "rb") as handle:
-            data = handle.read()
-    except OSError as exc:
-        raise LoaderError(source.path, describe_os_error(exc)) from None
-    sha = hashlib.sha256(data).hexdigest()
-    if manifest.get(source.path) == (sha, config_hash):
-        report.unchanged += 1
-        return
-    document = load_document(source.path, source.kind, data)
-    queue(
-        DocumentRecord(
+        if source.kind == "jsonl":
+            yield from _jsonl_documents(source, config_hash, manifest, seen, report)
+            return
+        seen.add(source.path)  # from here on, a failure keeps the indexed version
+        size = os.path.getsize(source.path)
+        limit = int(settings.max_file_mb * 1024 * 1024)
+        if size > limit:
+            raise LoaderError(
+                source.path,
+                f"file is {size / 2**20:.0f} MB, over the {settings.max_file_mb:g} MB limit; "
+                "split it or raise the limit (--max-file-mb)",
+            )
+        try:
+            with open(source.path, "rb") as handle:
+                data = handle.read()
+        except OSError as exc:
+            raise LoaderError(source.path, describe_os_error(exc)) from None
+        sha = hashlib.sha256(data).hexdigest()
+        if manifest.get(source.path) == (sha, config_hash):
+            report.unchanged += 1
+            return
+        document = load_document(source.path, source.kind, data)
+        record = DocumentRecord(
             source.path, source.path, source.kind, sha, config_hash, size, document.pages
-        ),
-        document,
-    )
+        )
+        yield source.path, record, document
+    except LoaderError as exc:
+        report.failed.append(FailedFile(exc.path, exc.problem))
+        _keep_indexed(source, manifest, seen)
+    except Exception as exc:  # a loader bug on one odd file must not stop the batch
+        log.debug("unexpected error on %s", source.path, exc_info=True)
+        report.failed.append(FailedFile(source.path, _unexpected(exc)))
+        _keep_indexed(source, manifest, seen)
+
+
+def _keep_indexed(source: SourceFile, manifest: dict[str, tuple[str, str]], seen: set[str]) -> None:
+    """Mark every indexed document of a failed file as seen, so the prune keeps it."""
+    seen.add(source.path)
+    if source.kind == "jsonl":
+        prefix = source.path + "#"
+        seen.update(key for key in manifest if key.startswith(prefix))
+
+
+def _jsonl_documents(
+    source: SourceFile,
+    config_hash: str,
+    manifest: dict[str, tuple[str, str]],
+    seen: set[str],
+    report: IngestReport,
+) -> _Documents:
+    """Yield the new or changed records of a .jsonl collection; a bad line fails alone."""
+    first_line: dict[str, int] = {}
+    for record in iter_jsonl_records(Path(source.path), source.path):
+        if isinstance(record, LoaderError):
+            report.failed.append(FailedFile(record.path, record.problem))
+            continue
+        where = f"{source.path} line {record.line}"
+        if record.key in first_line:
+            doc_id = record.key[len(source.path) + 1 :]
+            report.failed.append(FailedFile(where, (
+                f"duplicate id {doc_id!r} (first on line {first_line[record.key]}); ids must "
+                "be unique within a collection")))  # fmt: skip
+            continue
+        first_line[record.key] = record.line
+        seen.add(record.key)  # from here on, a failure keeps the indexed version
+        sha = hashlib.sha256(record.raw).hexdigest()
+        if manifest.get(record.key) == (sha, config_hash):
+            report.unchanged += 1
+            continue
+        try:
+            document = record_document(record)
+        except LoaderError as exc:
+            report.failed.append(FailedFile(where, exc.problem))
+            continue
+        except Exception as exc:  # one odd record must not stop the collection
+            log.debug("unexpected error on %s", where, exc_info=True)
+            report.failed.append(FailedFile(where, _unexpected(exc)))
+            continue
+        meta = DocumentRecord(record.key, source.path, "jsonl", sha, config_hash, len(record.raw))
+        yield where, meta, document
+
+
+def _chunk(
+    where: str,
+    document: Document,
+    embedder: Embedder,
+    max_tokens: int,
+    chunking: ChunkSettings,
+    report: IngestReport,
+) -> list[Chunk]:
+    """Chunk one document; a failure is put on `report.failed` under `where` (returns [])."""
+    try:
+        chunks = chunk_document(document, embedder.counter, max_tokens, chunking.overlap)
+    except Exception as exc:  # a chunker or tokenizer bug on one odd document
+        log.debug("unexpected error chunking %s", where, exc_info=True)
+        report.failed.append(FailedFile(where, _unexpected(exc)))
+        return []
+    if not chunks:
+        report.failed.append(FailedFile(where, "no text to index"))
+    return chunks
 
 
 def _flush(
     store: Store,
     embedder: Embedder,
+    manifest: dict[str, tuple[str, str]],
     pending: _Pending,
     report: IngestReport,
     progress: IngestProgress,
 ) -> None:
+    """Embed and write the pending documents in one transaction; count them once written."""
     if not pending.items:
         return
     texts = [chunk.embed_text for _, chunks in pending.items for chunk in chunks]
     vectors = embedder.encode(texts)
     store.write_documents(pending.items, vectors)
+    updated = sum(1 for record, _ in pending.items if record.key in manifest)
+    report.updated += updated
+    report.added += len(pending.items) - updated
     report.chunks += len(texts)
-    progress.chunks_embedded(len(texts))
     pending.items = []
     pending.chunks = 0
+    progress.chunks_embedded(len(texts))

@@ -295,10 +295,14 @@ class Record:
     raw: bytes
     title: str
     text: str
+    line: int = 0  # 1-based line number in the collection file
 
 
 def iter_jsonl_records(path: Path, key_prefix: str) -> Iterator[Record | LoaderError]:
-    """Yield each line of a JSON-lines corpus as a Record, or a LoaderError naming the line."""
+    """Yield each line of a JSON-lines corpus as a Record, or a LoaderError naming the line.
+
+    Raises LoaderError when the first line is not a document: the file is not a collection.
+    """
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
             if not raw.strip():
@@ -312,9 +316,7 @@ def iter_jsonl_records(path: Path, key_prefix: str) -> Iterator[Record | LoaderE
             if not isinstance(obj, dict) or "text" not in obj:
                 problem = 'expected an object with "_id" (or "id") and "text"'
                 if number == 1:
-                    problem = f"not a document collection: {problem} on every line"
-                    yield LoaderError(where, problem)
-                    return
+                    raise LoaderError(where, f"not a document collection: {problem} on every line")
                 yield LoaderError(where, problem)
                 continue
             doc_id = obj.get("_id", obj.get("id"))
@@ -322,11 +324,27 @@ def iter_jsonl_records(path: Path, key_prefix: str) -> Iterator[Record | LoaderE
                 yield LoaderError(where, 'missing "_id" (or "id")')
                 continue
             yield Record(f"{key_prefix}#{doc_id}", raw, str(obj.get("title") or ""),
-                         str(obj["text"]))  # fmt: skip
+                         str(obj["text"]), number)  # fmt: skip
 
 
 def record_document(record: Record) -> Document:
-    """Turn a jsonl record into a markdown-like document whose title is the heading."""
+    """Turn a jsonl record into a markdown-like document whose title is the heading.
+
+    Raises LoaderError when the id, title or text is not valid Unicode (JSON allows unpaired
+    `\\ud800`-style surrogate escapes, which no text index can store).
+    """
+    fields = (("_id (or the file name)", record.key), ("title", record.title),
+              ("text", record.text))  # fmt: skip
+    for name, value in fields:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            bad = value[exc.start : exc.end].encode("unicode_escape").decode("ascii")
+            raise LoaderError(
+                record.key,
+                f"{name} holds an unpaired UTF-16 surrogate ({bad}), which is not "
+                "valid Unicode text; fix or remove that \\u escape",
+            ) from None
     text = f"# {record.title}\n\n{record.text}\n" if record.title else record.text
     blocks = markdown_blocks(text)
     if not blocks:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import platformdirs
 
+from rag.atomic import atomic_write_text
 from rag.errors import ConfigError, ModelIntegrityError, ModelNotFoundError
 
 GGUF_MAGIC = b"GGUF"
@@ -146,6 +147,49 @@ def check_gguf(path: str | Path) -> Path:
             f"{p} is not a GGUF model file (it starts with {head!r}, expected {GGUF_MAGIC!r})"
         )
     return p
+
+
+def load_failure_message(path: Path, n_ctx: int, error: BaseException) -> str:
+    """Say why llama.cpp may have refused a GGUF file that passed `check_gguf`, and what to do.
+
+    llama.cpp reports only "Failed to load model"; the file's size against the memory
+    available tells a model too big for this machine from the other causes.
+    """
+    size = path.stat().st_size
+    available = _available_memory()
+    if available is not None and size > 0.9 * available:
+        return (
+            f"llama.cpp could not load {path} ({error}): the model is {_gb(size)} but only "
+            f"{_gb(available)} of memory is available; use a smaller model (e.g. --preset "
+            "fast) or free some memory"
+        )
+    memory = f", {_gb(available)} of memory available" if available is not None else ""
+    return (
+        f"llama.cpp could not load {path} ({error}). The file is a GGUF model ({_gb(size)}"
+        f"{memory}), so either its architecture or GGUF version is one this llama.cpp does "
+        "not support (try a newer llama-cpp-python), or it is an incomplete copy (copy or "
+        "download it again; for a preset, reinstall its package); if memory is short, a "
+        f"smaller n_ctx than {n_ctx} also helps"
+    )
+
+
+def _gb(n: int) -> str:
+    return f"{n / 2**30:.1f} GB" if n >= 2**30 else f"{n / 2**20:.0f} MB"
+
+
+def _available_memory() -> int | None:
+    """Bytes of memory available to a new process (MemAvailable), None when unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 def resolve_model(preset: str | None = None, path: str | Path | None = None) -> Path:
@@ -332,10 +376,7 @@ def _sidecar(dest: Path) -> Path:
 
 def _write_sidecar(dest: Path, digest: str) -> None:
     """Record the verified hash next to `dest`, atomically."""
-    side = _sidecar(dest)
-    tmp = side.with_name(f".{side.name}.{os.getpid()}.tmp")
-    tmp.write_text(f"{digest}  {dest.name}\n")
-    os.replace(tmp, side)
+    atomic_write_text(_sidecar(dest), f"{digest}  {dest.name}\n")
 
 
 def _is_assembled(dest: Path, preset: ModelPreset) -> bool:

@@ -67,9 +67,9 @@ def pack(
     so the total never exceeds `budget`. Equal scores keep their input order.
     """
     if budget < 0:
-        raise ValueError(f"budget={budget} must be >= 0")
+        raise ConfigError(f"budget={budget} must be >= 0")
     if separator_tokens < 0:
-        raise ValueError(f"separator_tokens={separator_tokens} must be >= 0")
+        raise ConfigError(f"separator_tokens={separator_tokens} must be >= 0")
     by_score = sorted(passages, key=lambda p: -p.score)
     packed: list[P] = []
     used = 0

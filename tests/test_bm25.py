@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from rag.bm25 import BM25Index, BM25Settings, Tokenizer
-from rag.errors import IndexFormatError
+from rag.errors import ConfigError, IndexFormatError
 
 SCIFACT = Path("/work/shared/datasets/scifact")
 
@@ -181,7 +181,7 @@ def test_invalid_input_is_rejected() -> None:
         BM25Index.build([1, 1], ["a b", "c d"])
     with pytest.raises(ValueError, match="2 ids but 1 texts"):
         BM25Index.build([1, 2], ["a b"])
-    with pytest.raises(ValueError, match="method"):
+    with pytest.raises(ConfigError, match="method"):
         BM25Settings(method="okapi")
-    with pytest.raises(ValueError, match="stemmer"):
+    with pytest.raises(ConfigError, match="stemmer"):
         BM25Settings(stemmer="klingon").tokenizer()

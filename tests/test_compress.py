@@ -4,6 +4,7 @@ import re
 import pytest
 
 from rag.compress import Compressed, compress, lexical_scorer, remove_near_duplicates
+from rag.errors import ConfigError
 from rag.text.sentences import split_sentences
 
 ABSTRACT = (
@@ -63,7 +64,7 @@ def test_compress_of_empty_text_is_empty() -> None:
 
 
 def test_compress_rejects_bad_arguments() -> None:
-    with pytest.raises(ValueError, match="keep_ratio"):
+    with pytest.raises(ConfigError, match="keep_ratio"):
         compress("q", ABSTRACT, keep_ratio=0)
     with pytest.raises(ValueError, match="1 scores for 5 sentences"):
         compress("q", ABSTRACT, score_sentence=lambda q, s: [1.0])
@@ -113,7 +114,7 @@ def test_remove_near_duplicates_matches_brute_force_jaccard() -> None:
 
 
 def test_remove_near_duplicates_rejects_bad_threshold() -> None:
-    with pytest.raises(ValueError, match="threshold"):
+    with pytest.raises(ConfigError, match="threshold"):
         remove_near_duplicates(["a"], threshold=0)
 
 

@@ -166,12 +166,12 @@ def test_bad_metric_name_raises_config_error_naming_it(name: str) -> None:
 
 
 def test_nan_score_is_rejected() -> None:
-    with pytest.raises(ValueError, match="NaN"):
+    with pytest.raises(ConfigError, match="NaN"):
         evaluate({"q": {"a": float("nan")}}, {"q": {"a": 1}})
 
 
 def test_empty_qrels_cannot_be_averaged() -> None:
-    with pytest.raises(ValueError, match="qrels"):
+    with pytest.raises(ConfigError, match="qrels"):
         evaluate({"q": {"a": 1.0}}, {})
 
 

@@ -1,5 +1,6 @@
 import pytest
 
+from rag.errors import ConfigError
 from rag.fusion import reciprocal_rank_fusion, score_fusion
 
 
@@ -40,9 +41,9 @@ def test_rrf_of_nothing_is_empty() -> None:
 def test_rrf_rejects_bad_arguments() -> None:
     with pytest.raises(ValueError, match="2 weights for 1 rankings"):
         reciprocal_rank_fusion([[1]], weights=[1.0, 1.0])
-    with pytest.raises(ValueError, match="k=-1"):
+    with pytest.raises(ConfigError, match="k=-1"):
         reciprocal_rank_fusion([[1]], k=-1)
-    with pytest.raises(ValueError, match=">= 0"):
+    with pytest.raises(ConfigError, match=">= 0"):
         reciprocal_rank_fusion([[1]], weights=[-1.0])
 
 
@@ -67,7 +68,7 @@ def test_score_fusion_single_score_list_scales_to_one() -> None:
 def test_score_fusion_without_normalisation_adds_raw_scores() -> None:
     fused = score_fusion([[(1, 0.5), (2, 0.25)], [(2, 0.5)]], normalize="none")
     assert fused == [(2, 0.75), (1, 0.5)]
-    with pytest.raises(ValueError, match="normalize"):
+    with pytest.raises(ConfigError, match="normalize"):
         score_fusion([[(1, 0.5)]], normalize="l2")  # type: ignore[arg-type]
 
 

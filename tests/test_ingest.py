@@ -272,6 +272,121 @@ def test_jsonl_collection_is_indexed_record_by_record(tmp_path, embedder):
     assert Store(index.path).manifest().keys() == {f"{corpus}#0", f"{corpus}#1"}
 
 
+def _row(i: int, version: str = "v1") -> dict:
+    return {"_id": f"r{i}", "title": f"Record {i}",
+            "text": f"Record {i} ({version}) names the code word codeword{i}x."}  # fmt: skip
+
+
+def _write_jsonl(path: Path, rows: list) -> None:
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
+
+
+def _found_by_keyword(index: Index, i: int) -> str:
+    """The text of the best BM25 hit for record i's code word (it must be record i)."""
+    hits = index.search(f"codeword{i}x", k=1, mode="bm25", rerank=False)
+    assert hits and hits[0].path.endswith(f"#r{i}"), (i, hits)
+    return hits[0].text
+
+
+# valid JSON, but the text holds an unpaired UTF-16 surrogate: not storable Unicode text
+_CORRUPT_LINE = '{"_id": "r2", "title": "Record 2", "text": "Broken \\ud800 escape codeword2x"}'
+
+
+def test_corrupt_jsonl_line_keeps_other_records(tmp_path, embedder):
+    corpus = tmp_path / "corpus.jsonl"
+    rows = [_row(i) for i in range(6)]
+    _write_jsonl(corpus, rows)
+    index = make_index(tmp_path / "idx", embedder, flush_chunks=2)
+    assert index.ingest([corpus]).added == 6
+    # line 3 turns corrupt and every record after it changes
+    _write_jsonl(corpus, [*rows[:2], _CORRUPT_LINE, *(_row(i, "v2") for i in range(3, 6))])
+    report = index.ingest([corpus])
+    assert [f.path for f in report.failed] == [f"{corpus} line 3"]
+    assert "surrogate" in report.failed[0].error
+    assert (report.updated, report.unchanged, report.removed) == (3, 2, 0)
+    assert Store(index.path).manifest().keys() == {f"{corpus}#r{i}" for i in range(6)}
+    for i in range(6):  # r2 keeps its earlier version; the records after it are updated
+        assert ("(v2)" if i >= 3 else "(v1)") in _found_by_keyword(index, i)
+    assert Store(index.path).consistency_problems() == []
+
+    fresh = make_index(tmp_path / "fresh", embedder, flush_chunks=2)
+    report = fresh.ingest([corpus])
+    assert report.added == 5 and [f.path for f in report.failed] == [f"{corpus} line 3"]
+    for i in (0, 1, 3, 4, 5):
+        _found_by_keyword(fresh, i)
+
+
+@pytest.mark.parametrize("where", ["embedder", "store"])
+def test_failed_flush_is_reported_and_deletes_nothing(tmp_path, embedder, monkeypatch, where):
+    import sqlite3
+
+    corpus = tmp_path / "corpus.jsonl"
+    _write_jsonl(corpus, [_row(i) for i in range(6)])
+    index = make_index(tmp_path / "idx", embedder, flush_chunks=2)
+    index.ingest([corpus])
+    _write_jsonl(corpus, [_row(i, "v2") for i in range(6)])
+    calls: list[int] = []
+    if where == "embedder":
+        real_encode = embedder.encode
+
+        def encode(texts):
+            calls.append(len(texts))
+            if len(calls) == 1:
+                raise RuntimeError("not enough memory to embed the batch")
+            return real_encode(texts)
+
+        monkeypatch.setattr(embedder, "encode", encode)
+        expected = "not enough memory to embed the batch"
+    else:
+        real_write = Store.write_documents
+
+        def write_documents(self, documents, vectors):
+            calls.append(len(documents))
+            if len(calls) == 1:
+                raise sqlite3.OperationalError("disk I/O error")
+            return real_write(self, documents, vectors)
+
+        monkeypatch.setattr(Store, "write_documents", write_documents)
+        expected = "disk I/O error"
+    report = index.ingest([corpus])
+    assert report.failed == []  # not blamed on the file that happened to fill the batch
+    assert not report.ok and report.error and expected in report.error
+    assert (report.added, report.updated, report.removed) == (0, 0, 0)
+    assert report.not_written == 2
+    assert Store(index.path).manifest().keys() == {f"{corpus}#r{i}" for i in range(6)}
+    for i in range(6):
+        assert "(v1)" in _found_by_keyword(index, i)
+    assert Store(index.path).consistency_problems() == []
+
+    report = index.ingest([corpus])  # the failure was transient: a rerun finishes
+    assert (report.updated, report.error, report.failed) == (6, None, [])
+    for i in range(6):
+        assert "(v2)" in _found_by_keyword(index, i)
+
+
+def test_duplicate_jsonl_id_fails_alone(tmp_path, embedder):
+    corpus = tmp_path / "corpus.jsonl"
+    _write_jsonl(corpus, [_row(0), _row(1), _row(0, "again"), _row(2)])
+    report = make_index(tmp_path / "idx", embedder).ingest([corpus])
+    assert report.error is None and report.added == 3
+    assert [(f.path, f.error) for f in report.failed] == [
+        (f"{corpus} line 3", "duplicate id 'r0' (first on line 1); ids must be unique within "
+                             "a collection")]  # fmt: skip
+
+
+def test_jsonl_that_stops_being_a_collection_keeps_its_records(tmp_path, embedder):
+    corpus = tmp_path / "corpus.jsonl"
+    _write_jsonl(corpus, [_row(i) for i in range(3)])
+    index = make_index(tmp_path / "idx", embedder)
+    index.ingest([corpus])
+    _write_jsonl(corpus, ['{"question": "not a document"}', *(_row(i, "v2") for i in range(3))])
+    report = index.ingest([corpus])
+    assert [f.path for f in report.failed] == [f"{corpus} line 1"]
+    assert "not a document collection" in report.failed[0].error
+    assert report.removed == 0
+    assert Store(index.path).manifest().keys() == {f"{corpus}#r{i}" for i in range(3)}
+
+
 def test_demo_corpus_indexes_cleanly(tmp_path, embedder):
     report = make_index(tmp_path / "idx", embedder).ingest([DEMO])
     assert report.failed == [] and report.added == 18 and report.skipped == 1  # questions.jsonl

@@ -74,7 +74,7 @@ def test_pack_of_nothing_is_empty() -> None:
 
 
 def test_pack_rejects_negative_budget() -> None:
-    with pytest.raises(ValueError, match="budget=-1"):
+    with pytest.raises(ConfigError, match="budget=-1"):
         pack([], budget=-1, count_tokens=words)
 
 

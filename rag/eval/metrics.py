@@ -100,7 +100,7 @@ def trec_order(scores: Mapping[str, float]) -> list[str]:
         sims = np.asarray([scores[doc] for doc in ids], dtype=np.float64).astype(np.float32)
     if np.isnan(sims).any():
         bad = [doc for doc, sim in zip(ids, sims.tolist(), strict=True) if math.isnan(sim)]
-        raise ValueError(f"run scores must be numbers, got NaN for doc ids {bad[:5]}")
+        raise ConfigError(f"run scores must be numbers, got NaN for doc ids {bad[:5]}")
     return [doc for _, doc in sorted(zip(sims.tolist(), ids, strict=True), reverse=True)]
 
 
@@ -153,7 +153,7 @@ def evaluate(
 ) -> dict[str, float]:
     """Average each metric over the queries in the qrels (see the module docstring)."""
     if not qrels:
-        raise ValueError("qrels hold no query: there is nothing to average over")
+        raise ConfigError("qrels hold no query: there is nothing to average over")
     specs = parse_metrics(metrics)
     per_query = evaluate_per_query(run, qrels, specs, relevance_level)
     names = [str(spec) for spec in specs]

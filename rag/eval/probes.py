@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 import re
 import time
@@ -33,6 +32,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rag.atomic import atomic_write_text
 from rag.chunking import with_heading
 from rag.errors import ConfigError, IndexFormatError, RagError
 
@@ -409,22 +409,15 @@ class ProbeFile:
         return cls(probe_set, history)
 
     def save(self, directory: Path) -> None:
-        """Write `probes.json` atomically: temp file, fsync, then rename over the old one."""
+        """Write `probes.json` atomically (rag/atomic.py): a crash leaves old or new, never half."""
         data = {
             "version": FILE_VERSION,
             "probe_set": asdict(self.probe_set) if self.probe_set else None,
             "history": [h.to_history() for h in self.history[-HISTORY_LIMIT:]],
         }
-        path = Path(directory) / FILE_NAME
-        tmp = path.with_name(f".{FILE_NAME}.{os.getpid()}.tmp")
-        try:
-            with tmp.open("w", encoding="utf-8") as handle:
-                json.dump(data, handle, indent=1, ensure_ascii=False)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        atomic_write_text(
+            Path(directory) / FILE_NAME, json.dumps(data, indent=1, ensure_ascii=False)
+        )
 
     def previous(self, probe_set: str, k: int) -> ProbeResult | None:
         """The latest measurement of the same probes at the same k."""

@@ -19,12 +19,12 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from rag.errors import ConfigError, ContextOverflowError, ModelIntegrityError
+from rag.errors import ConfigError, ContextOverflowError, ModelLoadError
 from rag.llm.base import Generation, GenerationOptions, Message, StopReason, Stream, generate
 from rag.llm.chat_template import CHAT_FORMATS, chat_formatter, check_messages
 from rag.llm.grammar import GrammarCache
 from rag.llm.stops import StopFilter
-from rag.models import check_gguf, resolve_model
+from rag.models import check_gguf, load_failure_message, resolve_model
 
 __all__ = ["CHAT_FORMATS", "LlamaCppChatModel", "generate"]
 
@@ -98,8 +98,8 @@ class LlamaCppChatModel:
                 logits_all=draft is not None,  # 0.3.36 sizes its logits buffer by this alone
                 verbose=verbose,
             )
-        except (ValueError, RuntimeError) as e:
-            raise ModelIntegrityError(f"llama.cpp could not load {self.model_path}: {e}") from e
+        except (ValueError, RuntimeError) as e:  # the file passed check_gguf: not integrity
+            raise ModelLoadError(load_failure_message(self.model_path, n_ctx, e)) from e
         try:
             trained = self._llama._model.n_ctx_train()
             if n_ctx > trained:

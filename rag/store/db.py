@@ -1,4 +1,4 @@
-"""The index directory: SQLite is the source of truth, FAISS a cache rebuilt from it.
+"""The index database: SQLite is the source of truth, vector and keyword indexes caches of it.
 
 Layout of an index directory:
     index.sqlite              documents (manifest: key -> sha256 + config hash), chunks with
@@ -22,18 +22,19 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rag.errors import IndexFormatError, IndexLockedError, IndexNotFoundError
+from rag.chunking import with_heading
+from rag.errors import IndexFormatError, IndexNotFoundError
 from rag.keyword_index import KeywordBackend, KeywordIndex
+from rag.store.write_errors import check_room, write_error
 from rag.vectors import FlatBackend, VectorBackend, VectorIndex
 
 if TYPE_CHECKING:
@@ -228,15 +229,28 @@ class Store:
             self._set_meta("ingest_config", json.dumps(config, sort_keys=True))
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """Run statements atomically (BEGIN IMMEDIATE … COMMIT, ROLLBACK on error)."""
-        self.db.execute("BEGIN IMMEDIATE")
+    def transaction(self, what: str = "index metadata", needed: int = 0) -> Iterator[None]:
+        """Run statements atomically (BEGIN IMMEDIATE … COMMIT, ROLLBACK on error).
+
+        A write SQLite cannot make (disk full, read-only, I/O error) raises DiskFullError or
+        IndexWriteError naming `what` was written and, with `needed` bytes, the room it needs.
+        """
         try:
-            yield
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+                self.db.execute("COMMIT")
+            except BaseException:
+                # SQLite rolls back by itself after some errors (SQLITE_FULL on COMMIT):
+                # a second ROLLBACK would only raise "no transaction is active"
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            error = write_error(self.directory, f"{what} to {DB_NAME}", exc, needed)
+            if error is None:
+                raise
+            raise error from exc
 
     # --- manifest ---------------------------------------------------------------------------
 
@@ -260,7 +274,10 @@ class Store:
         self.vector_index()  # load before writing so it is updated in place, not rebuilt
         now = time.time()
         new_ids: list[int] = []
-        with self.transaction():
+        what = f"{len(documents)} documents ({total} chunks)"
+        text_bytes = sum(len(c.text.encode()) for _, chunks in documents for c in chunks)
+        needed = 2 * (text_bytes + vectors.nbytes + 200 * total)  # the WAL, then the database
+        with self.transaction(what, needed):
             removed = self._delete_keys([doc.key for doc, _ in documents])
             row = 0
             for doc, chunks in documents:
@@ -306,7 +323,7 @@ class Store:
         if not keys:
             return
         self.vector_index()
-        with self.transaction():
+        with self.transaction(f"the removal of {len(keys)} documents"):
             removed = self._delete_keys(keys)
             self._bump_generation()
         self._update_vectors(removed)
@@ -375,13 +392,27 @@ class Store:
 
     def save_vectors(self) -> None:
         """Write the vector index for the current generation atomically; drop stale ones."""
-        name = self.vector_backend.file_name(self.generation)
-        path = self.directory / name
+        path = self.directory / self.vector_backend.file_name(self.generation)
         if not path.exists():
-            self.vector_index().save(path)
+            index = self.vector_index()
+            info = self.embedder_info()
+            needed = len(index) * ((info.dim if info else 0) * 4 + 8) + 4096  # vectors and ids
+            self._write(f"the vector index {path.name}", lambda: index.save(path), needed)
         for stale in self.directory.glob(f"{self.vector_backend.name}-*"):
             if stale != path:
                 stale.unlink(missing_ok=True)
+
+    def _write(self, what: str, write: Callable[[], None], needed: int = 0) -> None:
+        """Run `write`; a write that fails (full disk, read-only) raises IndexWriteError."""
+        if needed:
+            check_room(self.directory, what, needed)
+        try:
+            write()
+        except (OSError, RuntimeError) as exc:
+            error = write_error(self.directory, what, exc, needed)
+            if error is None:
+                raise
+            raise error from exc
 
     def keyword_index(self) -> KeywordIndex:
         """Return the keyword index of this generation, loading or rebuilding it as needed."""
@@ -395,7 +426,7 @@ class Store:
                         "SELECT id, heading, text FROM chunks ORDER BY id"
                     ):
                         ids.append(chunk_id)
-                        texts.append(f"{heading}\n{text}" if heading else text)
+                        texts.append(with_heading(heading, text))
                     index = self.keyword_backend.build(ids, texts)
                 self._keywords = index
             return self._keywords
@@ -411,7 +442,8 @@ class Store:
         path = self._keyword_path(self.generation)
         if not path.is_dir() or self.keyword_backend.load(path) is None:
             self._keywords = None
-            self.keyword_index().save(path)
+            index = self.keyword_index()
+            self._write(f"the keyword index {path.name}/", lambda: index.save(path))
         for stale in self.directory.glob(f"{name}-*"):
             if stale != path:
                 shutil.rmtree(stale, ignore_errors=True)
@@ -502,36 +534,3 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
-
-
-@contextmanager
-def write_lock(directory: Path, command: str = "rag ingest") -> Iterator[None]:
-    """Hold the index's writer lock; raise IndexLockedError naming the holder if taken."""
-    import fcntl
-    import socket
-
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 4096, 0).decode(errors="replace").strip()
-            try:
-                info = json.loads(holder)
-                started = time.strftime("%H:%M:%S", time.localtime(info["started"]))
-                who = f"pid {info['pid']} on {info['host']} ({info['command']}, started {started})"
-            except (ValueError, KeyError, TypeError):
-                who = "another process"
-            raise IndexLockedError(
-                f"index at {directory} is being written by {who}; wait for it to finish "
-                "or stop that process"
-            ) from None
-        holder = json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                             "command": command, "started": time.time()})  # fmt: skip
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, holder.encode(), 0)
-        yield
-    finally:
-        os.close(fd)
