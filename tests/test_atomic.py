@@ -54,8 +54,9 @@ def test_atomic_replace_dir_swaps_the_folder_and_a_failed_build_keeps_the_old_on
 
 
 def test_every_index_file_is_fsynced_and_so_is_its_folder(tmp_path, embedder, monkeypatch):
-    from rag.probes import ProbeFile
+    from rag.eval.probes import ProbeFile
     from rag.store import Store
+    from rag.vectors import HnswBackend
 
     docs = tmp_path / "docs"
     docs.mkdir()
@@ -70,8 +71,7 @@ def test_every_index_file_is_fsynced_and_so_is_its_folder(tmp_path, embedder, mo
     monkeypatch.setattr(os, "fsync", fsync)
     index_dir = tmp_path / "idx"
     Index(index_dir, embedder=embedder).ingest([docs])  # the FAISS file and the BM25 folder
-    store = Store(index_dir)
-    store.hnsw_index()
+    Store(index_dir, vectors=HnswBackend()).vector_index()  # built, then saved for later
     ProbeFile(None, []).save(index_dir)
     files = [Path(p).name for p in synced if p != str(index_dir)]
     for name in ("vectors-", "hnsw-", "probes.json"):

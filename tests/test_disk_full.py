@@ -15,8 +15,8 @@ import pytest
 from typer.testing import CliRunner
 
 from rag import Index
-from rag.config import IngestSettings
 from rag.errors import DiskFullError, IndexWriteError
+from rag.settings import Settings
 from rag.store import Store
 
 
@@ -28,7 +28,8 @@ def _corpus(folder: Path, start: int, stop: int) -> Path:
 
 
 def _index(path: Path, embedder, **settings) -> Index:
-    return Index(path, embedder=embedder, settings=IngestSettings(**settings))
+    values = {f"ingest.{k}": v for k, v in settings.items()}
+    return Index(path, embedder=embedder, settings=Settings().replace(**values))
 
 
 def _keywords_found(index_dir: Path, numbers: range) -> bool:

@@ -83,7 +83,7 @@ def test_context_overflow_is_a_runtime_error_not_a_usage_error() -> None:
 
 def test_llama_cpp_failing_on_a_valid_gguf_is_a_load_error_not_integrity(tmp_path: Path) -> None:
     pytest.importorskip("llama_cpp")
-    from rag.generate import Generator
+    from rag.llm.llamacpp import LlamaCppChatModel as Generator
 
     model = tmp_path / "no-architecture.gguf"  # a well-formed GGUF header with no model in it
     model.write_bytes(b"GGUF" + struct.pack("<IQQ", 3, 0, 0))

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
+
+from rag.atomic import atomic_write
 
 
 def read_index(path: Path) -> Any:
@@ -20,11 +21,14 @@ def read_index(path: Path) -> Any:
 
 
 def write_index(index: Any, path: Path) -> None:
-    """Write `index` to `path` atomically (temporary file, fsync, rename)."""
+    """Write `index` to `path` atomically (temporary file, fsync, rename, fsync the folder).
+
+    Through Python's file, not FAISS's own writer: that one ignores a failed fclose, so a full
+    disk could leave a truncated file without any error.
+    """
     import faiss
 
-    tmp = path.with_suffix(".tmp")
-    faiss.write_index(index, str(tmp))
-    with tmp.open("rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    def write(handle: BinaryIO) -> None:
+        faiss.write_index(index, faiss.PyCallbackIOWriter(handle.write))  # type: ignore[attr-defined]
+
+    atomic_write(path, write)
