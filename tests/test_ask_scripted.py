@@ -34,10 +34,12 @@ FACTS = {
     "warranty.txt": "The Kestrel K9 warranty covers repairs for three full years after purchase.",
     "display.md": "The Kestrel K9 display shows the wind speed in nautical knots only.",
     "sensor.txt": "The Kestrel K9 humidity sensor is calibrated at the factory in Oslo.",
+    "errors.txt": "The Kestrel K9 shows error E4 when the sensor is not found.",
 }
 BATTERY = "How long does the Kestrel K9 battery last?"
 RADIO = "What band does the Kestrel K9 radio use?"
 OFF_TOPIC = "What is the capital of Peru?"
+ERROR_E4 = "What does error E4 mean on the Kestrel K9?"
 BATTERY_REPLY = "The Kestrel K9 battery lasts 41 months [1]."
 BATTERY_JSON = json.dumps(
     {"found": True, "answer": "The Kestrel K9 battery lasts 41 months.", "sources": [1]}
@@ -224,6 +226,28 @@ def test_a_json_reply_without_a_found_answer_abstains(corpus, reply):
     assert answer.raw_answer == "NOT FOUND"
     assert len(model.prompts) == 1
     assert "".join(tokens) == ""
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="rag/ask.py:230 abstains on any reply containing 'not found' in any case "
+    "(NOT_FOUND_MARKER.lower() in raw.lower()), so a supported answer quoting a document "
+    "that says 'not found' is reported as the model finding no answer",
+)
+@pytest.mark.parametrize("output", ["text", "json"])
+def test_a_supported_answer_that_says_not_found_is_not_an_abstention(corpus, output):
+    sentence = "Error E4 means the sensor is not found."
+    reply = (
+        f"{sentence[:-1]} [1]."
+        if output == "text"
+        else json.dumps({"found": True, "answer": sentence, "sources": [1]})
+    )
+    model = ScriptedChatModel(default=reply)
+    answer = ask(corpus, model, ERROR_E4, output=output)
+    assert answer.abstain_reason is None  # today: "the model found no answer in the sources"
+    assert answer.abstained is False
+    assert names(answer.sources)[0] == "errors.txt"
+    assert answer.answer == f"{sentence} [1]"
 
 
 def test_an_answer_no_source_supports_abstains(corpus):
