@@ -227,7 +227,7 @@ class Asker:
             stages_s=stages,
         )
         result.stop_reason = generation.stop_reason if generation else "complete"
-        if NOT_FOUND_MARKER.lower() in raw.lower() or not raw:
+        if _says_not_found(raw):
             return result.abstain("the model found no answer in the sources", sources, usage, raw)
         mark = time.perf_counter()
         checker = CitationChecker(self.retriever.embedder, cfg.support_threshold, cfg.claim_margin)
@@ -318,6 +318,13 @@ class _Outcome:
             "generation": self.generation,
             "retrieval_timings": self.retrieval_timings,
         }
+
+
+def _says_not_found(raw: str) -> bool:
+    """Whether the reply is the prompt's NOT FOUND marker (or empty): a reply that opens with
+    it in any case, or has it in capitals; "the sensor is not found [1]" is an answer."""
+    text = raw.strip()
+    return not text or text.upper().startswith(NOT_FOUND_MARKER) or NOT_FOUND_MARKER in text
 
 
 def _template(cfg: AnswerSettings) -> PromptTemplate:

@@ -53,7 +53,7 @@ class IngestReport:
     chunks: int = 0
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
-    probe_recall: dict | None = None  # the label-free probes re-measured (rag/probes.py)
+    probe_recall: dict | None = None  # the label-free probes re-measured (rag/eval/probes.py)
     error: str | None = None
     not_written: int = 0
 

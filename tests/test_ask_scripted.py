@@ -228,12 +228,6 @@ def test_a_json_reply_without_a_found_answer_abstains(corpus, reply):
     assert "".join(tokens) == ""
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="rag/ask.py:230 abstains on any reply containing 'not found' in any case "
-    "(NOT_FOUND_MARKER.lower() in raw.lower()), so a supported answer quoting a document "
-    "that says 'not found' is reported as the model finding no answer",
-)
 @pytest.mark.parametrize("output", ["text", "json"])
 def test_a_supported_answer_that_says_not_found_is_not_an_abstention(corpus, output):
     sentence = "Error E4 means the sensor is not found."

@@ -9,7 +9,7 @@ Layout of an index directory:
                               rag/vectors/)
     bm25-<generation>/        BM25 index over the same chunks (heading + text), rebuilt per change
     probes.json               label-free retrieval probes and their measurement history
-                              (rag/probes.py); not derived from SQLite, kept across re-ingests
+                              (rag/eval/probes.py); not derived from SQLite, kept across re-ingests
     lock                      held by the one process that writes
 
 Every write is one SQLite transaction that replaces whole documents (rows and vectors
