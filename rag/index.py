@@ -15,7 +15,7 @@ from rag.keyword_index import KeywordBackend
 from rag.llm.base import ChatModel
 from rag.pipeline import Pipeline, build_pipeline, load_chat_model
 from rag.rerank import Reranker
-from rag.retrieve import Filters, Hit, Retrieval, Retriever
+from rag.retrieve import Filters, Hit, Retriever
 from rag.settings import AnswerSettings, Settings, load_settings
 from rag.store import StoreStats, write_lock
 from rag.vectors import VectorBackend
@@ -196,23 +196,11 @@ class Index:
         """Return the `k` best passages for `query` (modes: bm25, dense, hybrid).
 
         >>> [(h.path, h.page) for h in Index().search("battery life", k=3)]  # doctest: +SKIP
-        """
-        return self.retrieve(query, k, mode=mode, path_glob=path_glob, kinds=kinds,
-                             rerank=rerank).hits  # fmt: skip
 
-    def retrieve(
-        self,
-        query: str,
-        k: int = 10,
-        *,
-        mode: str = "hybrid",
-        path_glob: str | None = None,
-        kinds: Sequence[str] = (),
-        rerank: bool = True,
-    ) -> Retrieval:
-        """Like `search`, with the seconds each retrieval stage took."""
+        `index.retriever.retrieve(...)` gives the same hits with each stage's seconds.
+        """
         filters = Filters(path_glob=path_glob, kinds=tuple(kinds))
-        return self.retriever.retrieve(query, k, mode=mode, filters=filters, rerank=rerank)
+        return self.retriever.search(query, k, mode=mode, filters=filters, rerank=rerank)
 
     def ask(
         self,

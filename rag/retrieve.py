@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from rag.errors import ConfigError
 from rag.fusion import reciprocal_rank_fusion, score_fusion
@@ -132,16 +132,9 @@ class Retriever:
         self.reranker = reranker
         self.rerank_top = rerank_top
 
-    def search(
-        self,
-        query: str,
-        k: int = 10,
-        mode: str = "hybrid",
-        filters: Filters | None = None,
-        rerank: bool = True,
-    ) -> list[Hit]:
-        """Return the `k` best passages for `query`, best first."""
-        return self.retrieve(query, k, mode, filters, rerank).hits
+    def search(self, query: str, k: int = 10, **options: Any) -> list[Hit]:
+        """Return the `k` best passages for `query`, best first (options as `retrieve`)."""
+        return self.retrieve(query, k, **options).hits
 
     def retrieve(
         self,

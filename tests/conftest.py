@@ -35,3 +35,14 @@ def shared() -> Path:
     if not SHARED.is_dir():
         pytest.skip("../shared (datasets beside the repo) is not present")
     return SHARED
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Encode on one thread: a few sentences gain nothing from a second, which on a busy
+    shared machine only waits for a core."""
+    torch = pytest.importorskip("torch")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

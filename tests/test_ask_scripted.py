@@ -68,15 +68,6 @@ class Corpus:
         return index
 
 
-@pytest.fixture(scope="module")
-def one_torch_thread():
-    """Encode on one thread: the checker's handful of sentences gain nothing from a second,
-    which on a busy shared machine only waits for a core."""
-    torch = pytest.importorskip("torch")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -39,14 +39,6 @@ ROUNDS = 5
 TIMEOUT_S = 60.0  # per round; a deadlock fails the test instead of hanging it
 
 
-@pytest.fixture(scope="module")
-def one_torch_thread():
-    """Encode on one thread: a second only waits for a core on a busy shared machine."""
-    torch = pytest.importorskip("torch")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

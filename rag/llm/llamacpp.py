@@ -251,66 +251,55 @@ class LlamaCppChatModel:
         """Decode up to `max_tokens` tokens after `tokens`, yielding text as it is safe to;
         the model is held from the first piece until the stream ends or is closed."""
         with self._lock:
-            yield from self._decode(stream, tokens, max_tokens, stops, seed, sampling)
-
-    def _decode(
-        self,
-        stream: Stream,
-        tokens: list[int],
-        max_tokens: int,
-        stops: list[str],
-        seed: int,
-        sampling: dict[str, Any],
-    ) -> Iterator[str]:
-        llama = self._llama
-        vocab = llama._model.vocab
-        is_eog = self._llama_cpp.llama_vocab_is_eog
-        speculative = llama.draft_model is not None
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        held = StopFilter(stops)
-        reason: StopReason = "truncated"
-        produced = 0
-        ttft = 0.0
-        text: list[str] = []
-        llama.set_seed(seed)
-        start = time.perf_counter()
-        if speculative:
-            llama._logits_all = False  # the prompt needs logits for its last token only
-        steps = llama.generate(tokens, reset=True, **sampling)
-        try:
-            for token in steps:
-                if produced == 0 and not ttft:
-                    ttft = time.perf_counter() - start
-                    if speculative:
-                        llama._logits_all = True  # drafted tokens must each be verified
-                if is_eog(vocab, token):
-                    reason = "complete"
-                    break
-                produced += 1
-                piece, stopped = held.feed(decoder.decode(llama.detokenize([token])))
-                if piece:
-                    text.append(piece)
-                    yield piece
-                if stopped:
-                    reason = "complete"
-                    break
-                if produced >= max_tokens:
-                    break
-            tail = "" if held.stopped else held.flush(decoder.decode(b"", final=True))
-            if tail:
-                text.append(tail)
-                yield tail
-        finally:
-            steps.close()
-            llama._logits_all = speculative
-            stream.generation = Generation(
-                text="".join(text),
-                stop_reason=reason,
-                prompt_tokens=len(tokens),
-                completion_tokens=produced,
-                ttft_s=ttft,
-                total_s=time.perf_counter() - start,
-            )
+            llama = self._llama
+            vocab = llama._model.vocab
+            is_eog = self._llama_cpp.llama_vocab_is_eog
+            speculative = llama.draft_model is not None
+            decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+            held = StopFilter(stops)
+            reason: StopReason = "truncated"
+            produced = 0
+            ttft = 0.0
+            text: list[str] = []
+            llama.set_seed(seed)
+            start = time.perf_counter()
+            if speculative:
+                llama._logits_all = False  # the prompt needs logits for its last token only
+            steps = llama.generate(tokens, reset=True, **sampling)
+            try:
+                for token in steps:
+                    if produced == 0 and not ttft:
+                        ttft = time.perf_counter() - start
+                        if speculative:
+                            llama._logits_all = True  # drafted tokens must each be verified
+                    if is_eog(vocab, token):
+                        reason = "complete"
+                        break
+                    produced += 1
+                    piece, stopped = held.feed(decoder.decode(llama.detokenize([token])))
+                    if piece:
+                        text.append(piece)
+                        yield piece
+                    if stopped:
+                        reason = "complete"
+                        break
+                    if produced >= max_tokens:
+                        break
+                tail = "" if held.stopped else held.flush(decoder.decode(b"", final=True))
+                if tail:
+                    text.append(tail)
+                    yield tail
+            finally:
+                steps.close()
+                llama._logits_all = speculative
+                stream.generation = Generation(
+                    text="".join(text),
+                    stop_reason=reason,
+                    prompt_tokens=len(tokens),
+                    completion_tokens=produced,
+                    ttft_s=ttft,
+                    total_s=time.perf_counter() - start,
+                )
 
     def _end_active(self) -> None:
         """Close a stream that was left unfinished, so it cannot touch the context again."""
