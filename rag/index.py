@@ -167,11 +167,16 @@ class Index:
         wanted = _model_name(settings) if model is not None else None
         generated = regenerate or probe_set is None or not probe_set.matches(seed, n, wanted)
         if generated or probe_set is None:
-            chat = self.chat_model() if model is None else load_chat_model(settings)
+            own = model is None or str(model) == self.settings.generation.model
+            chat = self.chat_model() if own else load_chat_model(settings)
             n = cfg.n if n is None else n
             seed = cfg.seed if seed is None else seed
-            items = probes.generate_probes(store, chat, n, seed, min_chars=cfg.min_chars,
-                                           on_progress=on_progress)  # fmt: skip
+            try:
+                items = probes.generate_probes(store, chat, n, seed, min_chars=cfg.min_chars,
+                                               on_progress=on_progress)  # fmt: skip
+            finally:
+                if not own:
+                    getattr(chat, "close", lambda: None)()
             probe_set = probes.ProbeSet(seed, n, chat.name, probes.PROMPT, items)
             file.probe_set = probe_set
             file.save(self.path)  # the model's work is kept even if measuring fails

@@ -170,3 +170,31 @@ def test_structured_answers_abstain_when_the_model_doubts_the_sources(index):
                         settings=replace(settings, min_found=0.0))  # fmt: skip
     assert trusted.found_p == pytest.approx(doubted.found_p, rel=0.02), "threshold-independent"
     assert trusted.abstain_reason != doubted.abstain_reason
+
+
+def test_two_threads_share_the_loaded_model_and_each_gets_its_own_answer(index):
+    """The llama.cpp model answers one request at a time: a second thread waits for the
+    first stream to end instead of corrupting it, so each answer equals its serial one."""
+    import threading
+
+    questions = ["How long does the K9 battery last?", "Which band does the K9 radio use?"]
+    settings = answer_settings(min_evidence=0.0, max_tokens=24)
+    serial = {q: index.ask(q, settings=settings) for q in questions}
+    results: dict[str, object] = {}
+    start = threading.Barrier(len(questions))
+
+    def ask(question: str) -> None:
+        start.wait(timeout=30)
+        results[question] = index.ask(question, settings=settings)
+
+    threads = [threading.Thread(target=ask, args=(q,)) for q in questions]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert all(not t.is_alive() for t in threads)
+    for q in questions:
+        answer, alone = results[q], serial[q]
+        assert answer.raw_answer == alone.raw_answer  # type: ignore[attr-defined]
+        assert [s.path for s in answer.sources] == [s.path for s in alone.sources]  # type: ignore[attr-defined]
+        assert answer.generation.completion_tokens == alone.generation.completion_tokens  # type: ignore[attr-defined]
