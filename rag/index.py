@@ -13,7 +13,7 @@ from rag.errors import ConfigError, RagError
 from rag.ingest import IngestProgress, IngestReport, run_ingest
 from rag.keyword_index import KeywordBackend
 from rag.llm.base import ChatModel
-from rag.pipeline import Pipeline, build_pipeline, load_chat_model
+from rag.pipeline import Pipeline, build_pipeline, load_chat_model, model_path
 from rag.rerank import Reranker
 from rag.retrieve import Filters, Hit, Retriever
 from rag.settings import AnswerSettings, Settings, load_settings
@@ -95,10 +95,6 @@ class Index:
         """The rerank stage, if any."""
         return self.pipeline.reranker()
 
-    @property
-    def fusion(self) -> str:
-        return self.settings.retrieval.fusion
-
     def chat_model(self) -> ChatModel:
         """The chat model (loaded on first use and kept for later questions)."""
         return self.pipeline.chat_model()
@@ -164,7 +160,7 @@ class Index:
         settings = self.settings
         if model is not None:
             settings = settings.with_overrides({"generation.model": str(model)}, "model=")
-        wanted = _model_name(settings) if model is not None else None
+        wanted = model_path(settings).name if model is not None else None
         generated = regenerate or probe_set is None or not probe_set.matches(seed, n, wanted)
         if generated or probe_set is None:
             own = model is None or str(model) == self.settings.generation.model
@@ -235,13 +231,3 @@ class Index:
     def close(self) -> None:
         """Free the loaded chat model and close the store."""
         self.pipeline.close()
-
-
-def _model_name(settings: Settings) -> str:
-    """The file name the chat model of `settings` is recorded under in a probe set."""
-    from rag.models import PRESETS, resolve_model
-
-    model = settings.generation.model
-    path = resolve_model(preset=model) if model in PRESETS else resolve_model(path=model)
-    return path.name
-

@@ -177,14 +177,10 @@ def load_chat_model(settings: Settings) -> ChatModel:
     """Load the local GGUF model `settings.generation.model` names (a packaged model name or
     a file path) with the generation settings."""
     from rag.llm.llamacpp import LlamaCppChatModel
-    from rag.models import PRESETS, resolve_model
 
     g = settings.generation
-    if not g.model:
-        raise ConfigError("generation.model is empty: name a packaged model or a GGUF file")
-    path = resolve_model(preset=g.model) if g.model in PRESETS else resolve_model(path=g.model)
     return LlamaCppChatModel(
-        path,
+        model_path(settings),
         n_ctx=g.n_ctx,
         n_threads=g.n_threads or None,
         seed=g.seed,
@@ -193,3 +189,13 @@ def load_chat_model(settings: Settings) -> ChatModel:
         prompt_lookup=g.prompt_lookup,
         n_batch=g.n_batch,
     )
+
+
+def model_path(settings: Settings) -> Path:
+    """The GGUF file `settings.generation.model` names: a packaged model or a file path."""
+    from rag.models import PRESETS, resolve_model
+
+    model = settings.generation.model
+    if not model:
+        raise ConfigError("generation.model is empty: name a packaged model or a GGUF file")
+    return resolve_model(preset=model) if model in PRESETS else resolve_model(path=model)

@@ -26,7 +26,6 @@ from rag.eval.answer_metrics import exact_match, gold_contained, token_f1
 from rag.eval.cache import CachedIndex, Corpus, open_cached_index
 from rag.eval.datasets import QAQuestion, load_labelled, load_qa
 from rag.llm.base import ChatModel
-from rag.pipeline import build_pipeline
 from rag.settings import Settings, load_settings
 
 YES_NO = {"yes", "no", "maybe"}
@@ -136,9 +135,7 @@ def run_answers(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     cached = open_cached_index(corpus, settings, cache_dir=cache_dir)
-    pipeline = build_pipeline(cached.index.path, settings.with_overrides({}),
-                              embedder=cached.index.embedder, chat_model=chat_model)  # fmt: skip
-    model = pipeline.chat_model()
+    model = chat_model or cached.index.chat_model()  # the cached index runs on `settings`
     config: dict[str, object] = {
         "model": model.name,
         "settings": asdict(run_settings),
@@ -149,7 +146,7 @@ def run_answers(
     done = _read_done(log, key)
     from rag.ask import Asker
 
-    asker = Asker(pipeline.retriever(), model, run_settings)
+    asker = Asker(cached.index.retriever, model, run_settings)
     records = []
     try:
         with log.open("a", encoding="utf-8") as handle:
@@ -165,7 +162,7 @@ def run_answers(
                 if on_question:
                     on_question(i, len(questions))
     finally:
-        pipeline.close()
+        cached.close()  # frees the chat model too
     report = score(records, threshold, min_support, min_found)
     report.dataset = name
     report.settings = config

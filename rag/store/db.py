@@ -271,7 +271,7 @@ class Store:
         if len(vectors) != total:
             raise ValueError(f"{total} chunks but {len(vectors)} vectors")
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        self.vector_index()  # load before writing so it is updated in place, not rebuilt
+        self.vector_index(keep=False)  # load before writing: updated in place, not rebuilt
         now = time.time()
         new_ids: list[int] = []
         what = f"{len(documents)} documents ({total} chunks)"
@@ -322,7 +322,7 @@ class Store:
         keys = list(keys)
         if not keys:
             return
-        self.vector_index()
+        self.vector_index(keep=False)
         with self.transaction(f"the removal of {len(keys)} documents"):
             removed = self._delete_keys(keys)
             self._bump_generation()
@@ -362,16 +362,21 @@ class Store:
 
     # --- derived indexes ----------------------------------------------------------------
 
-    def vector_index(self) -> VectorIndex:
-        """Return the vector index of this generation, loading or rebuilding it as needed."""
+    def vector_index(self, *, keep: bool = True) -> VectorIndex:
+        """Return the vector index of this generation, loading or rebuilding it as needed.
+
+        A rebuilt index is saved for the next process (an HNSW graph takes long to build)
+        unless `keep` is False: a write is about to make this generation stale anyway.
+        """
         with self._lock:
             if self._vectors is None:
                 path = self.directory / self.vector_backend.file_name(self.generation)
                 index = self.vector_backend.load(path)
                 if index is None or len(index) != self.chunk_count():
                     index = self._rebuild_vectors()
-                    try:  # kept for the next process (an HNSW graph takes long to build)
-                        index.save(path)
+                    try:
+                        if keep:
+                            index.save(path)
                     except OSError as exc:
                         log.debug("could not save %s: %s", path, exc)
                 self._vectors = index
