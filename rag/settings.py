@@ -42,6 +42,8 @@ Dtype = Literal["auto", "bf16", "fp32"]
 Fusion = Literal["zscore", "minmax", "rrf"]
 DenseIndex = Literal["flat", "hnsw"]
 Output = Literal["text", "json"]
+JsonSchemaMode = Literal["auto", "json_schema", "json_object", "none"]
+Capability = Literal["auto", "yes", "no"]
 
 DEFAULT_PRESET = "default"
 CONFIG_FILE = "config.toml"
@@ -50,12 +52,20 @@ ENV_PREFIX = "RAG_"
 PRESET_ENV = "RAG_PRESET"
 MODEL_ENV = "RAG_MODEL"  # older alias of RAG_GENERATION_MODEL, which wins over it
 # RAG_* variables that are not settings (or are handled above); never errors.
-RESERVED_ENV = frozenset({"RAG_HOME", MODEL_ENV, "RAG_CACHE_DIR", "RAG_MODELS", PRESET_ENV})
+LLM_API_KEY_ENV = "RAG_LLM_API_KEY"  # secrets are read from the environment only, never a file
+EMBED_API_KEY_ENV = "RAG_EMBED_API_KEY"
+RESERVED_ENV = frozenset({
+    "RAG_HOME", MODEL_ENV, "RAG_CACHE_DIR", "RAG_MODELS", PRESET_ENV, LLM_API_KEY_ENV,
+    EMBED_API_KEY_ENV,
+})  # fmt: skip
 # The BM25 variants bm25s knows; kept equal to rag.bm25.METHODS (a test checks).
 BM25_METHODS = ("robertson", "lucene", "atire", "bm25l", "bm25+")
 _PRESET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 # Settings that only change speed or memory, never results: left out of Settings.hash().
-_UNHASHED = frozenset({"ingest.flush_chunks", "generation.n_threads"})
+_UNHASHED = frozenset({
+    "ingest.flush_chunks", "generation.n_threads", "llm.timeout", "llm.connect_timeout",
+    "llm.max_retries",
+})  # fmt: skip
 
 
 class InvalidSetting(ConfigError):
@@ -335,6 +345,46 @@ class AnswerSettings(_Section):
                 raise _fail(f"answer.{name}", value, f"must be one of {', '.join(names)}")
 
 
+@dataclass(frozen=True)
+class LlmSettings(_Section):
+    """An OpenAI-compatible model server (llama.cpp server, vLLM, Ollama…) to answer with
+    instead of the in-process `generation.model`.
+
+    `url` "" means in process; else the server's API root, e.g. http://127.0.0.1:8080/v1
+    (a bare host:port gets /v1). `model` "" takes the server's only model. The API key is read
+    from the RAG_LLM_API_KEY environment variable only. `timeout` bounds each request from
+    start to last token. `n_ctx` 0 asks the server (2048 is assumed when it does not say).
+    `tokenizer`: "auto" (the server's /tokenize if it has one, else an estimate), "server",
+    "estimate", or the path of a GGUF or tokenizer.json with the server model's vocabulary.
+    `json_schema` and `logprobs` "auto" are detected once by a short request.
+    """
+
+    section: ClassVar[str] = "llm"
+
+    url: str = ""
+    model: str = ""
+    timeout: float = 120.0
+    connect_timeout: float = 5.0
+    max_retries: int = 2
+    n_ctx: int = 0
+    tokenizer: str = "auto"
+    json_schema: JsonSchemaMode = "auto"
+    logprobs: Capability = "auto"
+
+    def _validate(self) -> None:
+        url = self.url.strip()
+        if url and not re.match(r"^https?://[^/\s]+", url):
+            raise _fail("llm.url", self.url, "must start with http:// or https:// and a host")
+        if self.timeout <= 0:
+            raise _fail("llm.timeout", self.timeout, "must be positive (seconds)")
+        if self.connect_timeout <= 0:
+            raise _fail("llm.connect_timeout", self.connect_timeout, "must be positive (seconds)")
+        self._between("max_retries", 0, 10)
+        if self.n_ctx and self.n_ctx < 16:
+            raise _fail("llm.n_ctx", self.n_ctx, "must be 0 (ask the server) or at least 16")
+        self._not_empty("tokenizer")
+
+
 @cache
 def _prompt_names() -> tuple[str, ...]:
     """The packaged prompt templates (rag/prompts/*.txt), by name."""
@@ -370,7 +420,7 @@ SECTIONS: dict[str, type[_Section]] = {
     cls.section: cls
     for cls in (
         IngestSettings, ChunkSettings, RetrievalSettings, BM25Settings,
-        GenerationSettings, AnswerSettings, ProbeSettings,
+        GenerationSettings, LlmSettings, AnswerSettings, ProbeSettings,
     )
 }  # fmt: skip
 
@@ -385,6 +435,7 @@ class Settings:
     retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
     bm25: BM25Settings = field(default_factory=BM25Settings)
     generation: GenerationSettings = field(default_factory=GenerationSettings)
+    llm: LlmSettings = field(default_factory=LlmSettings)
     answer: AnswerSettings = field(default_factory=AnswerSettings)
     probe: ProbeSettings = field(default_factory=ProbeSettings)
 
