@@ -73,3 +73,8 @@ class ContextOverflowError(RagError):
 
 class IndexNotFoundError(RagError):
     """There is no index at the given directory yet."""
+
+
+class ServerError(RagError):
+    """An OpenAI-compatible server is down, refused a request or answered it wrongly; the
+    message names the URL and what to do."""

@@ -64,7 +64,7 @@ _PRESET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 # Settings that only change speed or memory, never results: left out of Settings.hash().
 _UNHASHED = frozenset({
     "ingest.flush_chunks", "generation.n_threads", "llm.timeout", "llm.connect_timeout",
-    "llm.max_retries",
+    "llm.max_retries", "ingest.embedder_timeout", "ingest.embedder_max_retries",
 })  # fmt: skip
 
 
@@ -137,6 +137,13 @@ class IngestSettings(_Section):
     """What gets indexed and how it is embedded.
 
     `embedder` is the packaged embedder's name or a local sentence-transformers folder.
+    `embedder_url` "" embeds in process; else the API root of an OpenAI-compatible embeddings
+    server, e.g. http://127.0.0.1:8081/v1 (a bare host:port gets /v1), and `embedder` names the
+    server's model ("" or the default name: its only model). The API key is read from the
+    RAG_EMBED_API_KEY environment variable (else RAG_LLM_API_KEY) only. `batch_size` is texts
+    per request there; `embedder_timeout` bounds each request, retried `embedder_max_retries`
+    times; `embedder_max_tokens` is the longest text the server embeds whole (llama.cpp
+    servers cut at their batch size, 512 by default).
     """
 
     section: ClassVar[str] = "ingest"
@@ -147,9 +154,23 @@ class IngestSettings(_Section):
     dtype: Dtype = "auto"
     include_hidden: bool = False
     flush_chunks: int = 1024  # chunks embedded and committed per transaction; bounds memory
+    embedder_url: str = ""
+    embedder_timeout: float = 60.0
+    embedder_max_retries: int = 2
+    embedder_max_tokens: int = 512
 
     def _validate(self) -> None:
-        self._not_empty("embedder")
+        url = self.embedder_url.strip()
+        if url and not re.match(r"^https?://[^/\s]+", url):
+            raise _fail("ingest.embedder_url", self.embedder_url,
+                        "must start with http:// or https:// and a host")  # fmt: skip
+        if not url:
+            self._not_empty("embedder")
+        if self.embedder_timeout <= 0:
+            raise _fail("ingest.embedder_timeout", self.embedder_timeout,
+                        "must be positive (seconds)")  # fmt: skip
+        self._between("embedder_max_retries", 0, 10)
+        self._at_least("embedder_max_tokens", 16)
         if self.max_file_mb <= 0:
             raise _fail("ingest.max_file_mb", self.max_file_mb, "must be positive")
         self._at_least("batch_size", 1)
