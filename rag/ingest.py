@@ -19,7 +19,7 @@ from typing import Protocol
 from rag.chunking import Chunk, chunk_document
 from rag.discover import SourceFile, describe_os_error, discover, is_under
 from rag.embed import Embedder
-from rag.errors import ConfigError, LoaderError, RagError
+from rag.errors import ConfigError, LoaderError, RagError, ServerError
 from rag.loaders import Document, iter_jsonl_records, load_document, record_document
 from rag.settings import ChunkSettings, IngestSettings, Settings
 from rag.store import DocumentRecord, Store
@@ -319,6 +319,8 @@ def _chunk(
     """Chunk one document; a failure is put on `report.failed` under `where` (returns [])."""
     try:
         chunks = chunk_document(document, embedder.counter, max_tokens, chunking.overlap)
+    except ServerError:
+        raise  # the embedder's server is down: every other file would fail the same way
     except Exception as exc:  # a chunker or tokenizer bug on one odd document
         log.debug("unexpected error chunking %s", where, exc_info=True)
         report.failed.append(FailedFile(where, _unexpected(exc)))

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rag.embed import DEFAULT_EMBEDDER, Embedder, SentenceTransformerEmbedder
-from rag.errors import ConfigError
+from rag.embed.openai_server import OpenAIEmbedder, parse_server_spec
+from rag.errors import ConfigError, IndexFormatError
 from rag.keyword_index import KeywordBackend
 from rag.llm.base import ChatModel
 from rag.rerank import Reranker, load_reranker
@@ -77,6 +78,7 @@ class Pipeline:
     _chat_model: ChatModel | None = None
     _reranker: Reranker | None = None
     _reranker_given: bool = False
+    _embedder_checked: bool = False
     _store: Store | None = None
     _retriever: Retriever | None = None
     _owned_chat_model: bool = False
@@ -95,17 +97,53 @@ class Pipeline:
         return (self.directory / DB_NAME).exists()
 
     def embedder(self) -> Embedder:
-        """The given embedder, else the settings' one, else the one the index was built with."""
+        """The given embedder, else the settings' one, else the one the index was built with
+        (a local folder or a server's model); one the index was not built with is refused."""
         with self._lock:
             if self._embedder is None:
-                spec = self.settings.ingest.embedder
-                if spec == DEFAULT_EMBEDDER and self.exists():
-                    spec = self.store().embedder_spec() or spec  # built with another folder
-                ingest = self.settings.ingest
-                self._embedder = SentenceTransformerEmbedder(
-                    spec, dtype=ingest.dtype, batch_size=ingest.batch_size
-                )
+                recorded = self.store().embedder_spec() if self.exists() else None
+                if self.settings.ingest.embedder_url:
+                    self._embedder = self._server_embedder(recorded)
+                else:
+                    self._embedder = self._local_embedder(recorded)
+            if not self._embedder_checked:
+                if self.exists():
+                    self.store().refuse_other_embedder(self._embedder.info)
+                self._embedder_checked = True
             return self._embedder
+
+    def _local_embedder(self, recorded: str | None) -> Embedder:
+        server = parse_server_spec(recorded)
+        if server is not None:
+            raise IndexFormatError(
+                f"index at {self.directory} was built through the embeddings server "
+                f"{server[0]} (model {server[1]}); search it with --set "
+                f"ingest.embedder_url={server[0]}, or ingest into another --index directory"
+            )
+        ingest = self.settings.ingest
+        spec = ingest.embedder
+        if spec == DEFAULT_EMBEDDER and recorded:
+            spec = recorded  # built with another folder
+        return SentenceTransformerEmbedder(spec, dtype=ingest.dtype, batch_size=ingest.batch_size)
+
+    def _server_embedder(self, recorded: str | None) -> Embedder:
+        ingest = self.settings.ingest
+        server = parse_server_spec(recorded)
+        info = self.store().embedder_info() if self.exists() else None
+        if info is not None and server is None:
+            raise IndexFormatError(
+                f"index at {self.directory} was built with the local embedder {info.name}, "
+                f"not through the embeddings server {ingest.embedder_url}; drop "
+                "ingest.embedder_url to use it, or ingest into another --index directory"
+            )
+        model = ingest.embedder
+        if model == DEFAULT_EMBEDDER:
+            model = server[1] if server else ""  # the model recorded, else the only one
+        return OpenAIEmbedder(
+            ingest.embedder_url, model, timeout=ingest.embedder_timeout,
+            max_retries=ingest.embedder_max_retries, batch_size=ingest.batch_size,
+            max_tokens=ingest.embedder_max_tokens,
+        )  # fmt: skip
 
     def embedder_spec(self) -> str:
         """What to record as the index's embedder ("" for the packaged default)."""

@@ -211,6 +211,13 @@ class Store:
                 self._set_meta("embedder", info.to_json())
                 self._set_meta("embedder_spec", spec)
             return
+        self.refuse_other_embedder(info)
+
+    def refuse_other_embedder(self, info: EmbedderInfo) -> None:
+        """Raise IndexFormatError unless the index was built with `info` (or is new)."""
+        stored = self.embedder_info()
+        if stored is None:
+            return
         if (stored.name, stored.dim, stored.fingerprint) != (info.name, info.dim, info.fingerprint):
             raise IndexFormatError(
                 f"index at {self.directory} was built with embedder {stored.name} "
