@@ -73,3 +73,8 @@ class ContextOverflowError(RagError):
 
 class IndexNotFoundError(RagError):
     """There is no index at the given directory yet."""
+
+
+class RemoteModelError(RagError):
+    """A model server could not be used: down, wrong URL, refused the key, unknown model,
+    timed out or failed mid-answer; the message names the URL and what to do."""
