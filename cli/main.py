@@ -453,6 +453,49 @@ def status(index: IndexOption = None, as_json: JsonOption = False, debug: DebugO
     raise typer.Exit(run_command(work, debug))
 
 
+@app.command()
+def doctor(
+    index: IndexOption = None,
+    preset: PresetOption = None,
+    model: ModelOption = None,
+    llm_url: LlmUrlOption = None,
+    llm_model: LlmModelOption = None,
+    config: ConfigOption = None,
+    sets: SetOption = None,
+    as_json: JsonOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Check the configured embedder, index, chat model or model server, one line each.
+
+    For a model server it checks that it answers, serves the model, and what it can do (JSON
+    schema, logprobs, tokenize, context length); for the index that it opens, that every
+    chunk has its vector, and that its embedder is the configured one. Exit code 1 when a
+    check fails; each failed or warned check says what to do.
+
+    Example:  rag doctor --llm-url http://127.0.0.1:8080/v1
+    """
+    from rag.config import default_index_dir
+    from rag.doctor import run_checks
+
+    def work() -> int:
+        loaded = load_cli_settings(preset, config, {
+            "generation.model": model, "llm.url": llm_url, "llm.model": llm_model,
+        }, sets)  # fmt: skip
+        checks = run_checks(loaded.settings, index or default_index_dir())
+        if as_json:
+            print_json([c.to_dict() for c in checks])
+        else:
+            marks = {"ok": "[green]ok  [/]", "warn": "[yellow]warn[/]", "fail": "[red]FAIL[/]"}
+            from rich.markup import escape
+
+            for c in checks:
+                fix = f" [dim]→ {escape(c.fix)}[/]" if c.fix else ""
+                out.print(f"{marks[c.status]} {c.name}: {escape(c.detail)}{fix}", markup=True)
+        return 1 if any(c.status == "fail" for c in checks) else 0
+
+    raise typer.Exit(run_command(work, debug))
+
+
 def _print_ingest_report(report, index_path: Path) -> None:  # type: ignore[no-untyped-def]
     rate = (
         f" ({report.chunks / report.seconds:.0f} chunks/s)"

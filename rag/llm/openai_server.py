@@ -166,6 +166,12 @@ class OpenAIChatModel:
                 self._capabilities = self._detect()
             return self._capabilities
 
+    @property
+    def json_flavour(self) -> str | None:
+        """The `response_format` shape the server takes ("json_schema", "json_object") or None."""
+        self.capabilities()
+        return self._json_flavour
+
     def stream(self, messages: Sequence[Message], options: GenerationOptions) -> Stream:
         """Start a streamed reply; raise ContextOverflowError before sending a prompt that
         cannot fit `n_ctx`. The stream's `generation` has the stop reason, token counts (the
