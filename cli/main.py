@@ -533,8 +533,15 @@ def _register_config() -> None:
     app.add_typer(config_app, name="config", help=CONFIG_HELP)
 
 
+def _register_models() -> None:
+    from rag_cli.models_cmd import MODELS_HELP, models_app
+
+    app.add_typer(models_app, name="models", help=MODELS_HELP)
+
+
 _register_eval()
 _register_config()
+_register_models()
 
 
 def main() -> None:
