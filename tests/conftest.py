@@ -74,7 +74,7 @@ def tiny_model_path() -> Path:
 def tiny_server(tiny_model_path: Path):
     """One llama_cpp.server on the tiny model for the session: n_ctx 2048, logits_all, key
     "test-key" (also `tiny_server.api_key`). Mark tests that use it `llm`."""
-    from tests.llm_server import LlamaServer
+    from rag.llm.llama_server import LlamaServer
 
     with LlamaServer(tiny_model_path, n_ctx=2048, logits_all=True, api_key="test-key") as server:
         yield server
@@ -87,7 +87,7 @@ def llama_server_factory(tiny_model_path: Path):
     `make(n_ctx=512)`, `make(api_key="k")`, `make(model_path=..., extra_args=["--seed", "1"])`
     all return a started `LlamaServer`; kill one with `.kill()`.
     """
-    from tests.llm_server import LlamaServer
+    from rag.llm.llama_server import LlamaServer
 
     servers: list[LlamaServer] = []
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.llm_server import LlamaServer, LlamaServerError, port_is_free
+from rag.llm.llama_server import LlamaServer, LlamaServerError, port_is_free
 
 openai = pytest.importorskip("openai")
 

@@ -469,8 +469,11 @@ class OpenAIChatModel:
     def _diagnose(self, messages: Sequence[Message]) -> RagError:
         """A stream that ended before its first token: ask once more without streaming, so
         the server says why (llama-cpp-python reports a context overflow only this way)."""
+        # llama-cpp-python resets the connection of a failed stream: the retry gets past that
+        client = self._client.with_options(max_retries=max(1, self.settings.max_retries))
         try:
-            self._complete(messages=[dict(m) for m in messages], max_tokens=1, temperature=0)
+            client.chat.completions.create(model=self.info.model, max_tokens=1, temperature=0,
+                                           messages=[dict(m) for m in messages])  # type: ignore[misc]
         except Exception as e:
             return self._error(e)
         return broken_stream_error(self.url, 0, "the stream ended before the first token")

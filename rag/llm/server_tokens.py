@@ -9,6 +9,7 @@ host root, beside /v1). `detect_server_tokenizer` tries them in that order.
 from __future__ import annotations
 
 import math
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -17,10 +18,14 @@ from typing import Any, Protocol
 
 from rag.errors import ConfigError
 
-# An estimate must never undercount: 3 UTF-8 bytes a token is ~1.4x what BPE vocabularies
-# use on English (4-4.5 chars a token) and one token a character for CJK text.
-ESTIMATE_BYTES_PER_TOKEN = 3.0
-ESTIMATE_NAME = f"estimate (1 token per {ESTIMATE_BYTES_PER_TOKEN:g} bytes, an overcount)"
+# The estimate must not undercount any tokenizer we know: each digit, punctuation mark and
+# newline as a token (SmolLM2 and Qwen split numbers into digits), each non-ASCII character as
+# its UTF-8 bytes (byte-level BPE with no merge for it), a run of letters as one token per 4,
+# a run of spaces as one; then 25 % more. Measured on 322 passages (the demo corpus and SciFact
+# abstracts) against SmolLM2's and Qwen2.5's tokenizers: never under 1.06x, 1.7x on average.
+ESTIMATE_MARGIN = 1.25
+ESTIMATE_NAME = "estimate (digits and marks one token each, letters 4 a token, +25 %: an overcount)"
+_PIECES = re.compile(r"[A-Za-z]+| {2,}|[ \t]|[^\x00-\x7f]|.", re.DOTALL)
 
 Post = Callable[[str, dict[str, Any]], Any]  # POST a JSON body to a URL; return parsed JSON
 
@@ -36,12 +41,23 @@ class TokenCounter(Protocol):
 
 
 class EstimatedCounter:
-    """No tokenizer: count UTF-8 bytes / 3, rounded up (see ESTIMATE_BYTES_PER_TOKEN)."""
+    """No tokenizer: a deliberate overcount (see ESTIMATE_NAME), so a prompt built on it fits."""
 
     name = ESTIMATE_NAME
 
     def count(self, text: str) -> int:
-        return math.ceil(len(text.encode("utf-8")) / ESTIMATE_BYTES_PER_TOKEN)
+        total = 0
+        for piece in _PIECES.findall(text):
+            first = piece[0]
+            if first.isascii() and first.isalpha():
+                total += math.ceil(len(piece) / 4)
+            elif first in " \t":
+                total += len(piece) > 1  # a lone space joins the next word
+            elif not first.isascii():
+                total += len(first.encode("utf-8"))
+            else:
+                total += 1
+        return math.ceil(total * ESTIMATE_MARGIN)
 
 
 class ServerCounter:

@@ -1,4 +1,5 @@
-"""A real `python -m llama_cpp.server` on a free local port, for tests of remote backends.
+"""A real `python -m llama_cpp.server` on a free local port: for tests of the remote backends
+and for side-by-side benchmarks (evals/bench_remote.py).
 
 Example:
     >>> with LlamaServer(resolve_model(preset="tiny"), api_key="k") as server:  # doctest: +SKIP
