@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.progress import Progress, TaskID
 
-from rag_cli.options import DebugOption, IndexOption, JsonOption, ModelOption
+from rag_cli.options import (
+    DebugOption,
+    IndexOption,
+    JsonOption,
+    LlmModelOption,
+    LlmUrlOption,
+    ModelOption,
+)
 from rag_cli.output import IngestBar, err, out, print_json, progress_bar, run_command
 from rag_cli.settings_options import ConfigOption, PresetOption, SetOption, load_cli_settings
 
@@ -211,6 +218,8 @@ def answers(
     limit: Annotated[int | None, typer.Option(help="Only the first N questions.")] = None,
     preset: PresetOption = None,
     model: ModelOption = None,
+    llm_url: LlmUrlOption = None,
+    llm_model: LlmModelOption = None,
     out_dir: Annotated[
         Path | None,
         typer.Option("--out", help="Output folder (default ./eval-out/<name>-answers)."),
@@ -264,6 +273,7 @@ def answers(
             loaded = load_cli_settings(preset, config, {
                 "generation.model": model, "answer.output": output,
                 "answer.min_evidence": min_evidence, "answer.min_found": min_found,
+                "llm.url": llm_url, "llm.model": llm_model,
             }, sets)  # fmt: skip
             settings = loaded.settings
             report = run_answers(

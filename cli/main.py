@@ -12,6 +12,8 @@ from rag_cli.options import (
     FusionOption,
     IndexOption,
     JsonOption,
+    LlmModelOption,
+    LlmUrlOption,
     ModelOption,
     QuotesOption,
     RerankerOption,
@@ -213,6 +215,8 @@ def ask(
     index: IndexOption = None,
     preset: PresetOption = None,
     model: ModelOption = None,
+    llm_url: LlmUrlOption = None,
+    llm_model: LlmModelOption = None,
     temperature: Annotated[
         float | None, typer.Option(help="0 = deterministic (default).", show_default=False)
     ] = None,
@@ -271,7 +275,7 @@ def ask(
             "answer.top_p": top_p, "answer.top_k": top_k, "answer.seed": seed,
             "answer.max_tokens": max_tokens, "answer.strict": strict, "answer.output": output,
             "answer.min_found": min_found, "retrieval.reranker": reranker,
-            "retrieval.fusion": fusion,
+            "retrieval.fusion": fusion, "llm.url": llm_url, "llm.model": llm_model,
         }, sets)  # fmt: skip
         idx = Index(index, settings=loaded.settings)
         try:
@@ -292,6 +296,8 @@ def chat(
     index: IndexOption = None,
     preset: PresetOption = None,
     model: ModelOption = None,
+    llm_url: LlmUrlOption = None,
+    llm_model: LlmModelOption = None,
     strict: StrictOption = None,
     quotes: QuotesOption = False,
     config: ConfigOption = None,
@@ -302,8 +308,10 @@ def chat(
     from rag.index import Index
 
     def work() -> int:
-        loaded = load_cli_settings(preset, config, {"generation.model": model,
-                                                    "answer.strict": strict}, sets)  # fmt: skip
+        loaded = load_cli_settings(preset, config, {
+            "generation.model": model, "answer.strict": strict, "llm.url": llm_url,
+            "llm.model": llm_model,
+        }, sets)  # fmt: skip
         idx = Index(index, settings=loaded.settings)
         try:
             while True:
@@ -358,6 +366,7 @@ def _print_answer(answer, quotes: bool) -> None:  # type: ignore[no-untyped-def]
             for s in (answer.nearest or answer.sources)[:3]:
                 snippet = " ".join(s.text.split())[:160]
                 out.print(f"  - {escape(s.location)}: {escape(snippet)}…", markup=True)
+        _print_modes(answer)
         return
     out.print(f"\n[bold]Answer (verified):[/] {escape(answer.answer)}", markup=True)
     by_n = {s.n: s for s in answer.sources}
@@ -392,9 +401,34 @@ def _print_answer(answer, quotes: bool) -> None:  # type: ignore[no-untyped-def]
         out.print(f" {marker}[{s.n}] {escape(s.location)} chars {s.start}-{s.end}: "
                   f"[dim]{escape(snippet)}…[/]", markup=True)  # fmt: skip
     u = answer.usage
+    counted = " (estimated)" if u.source == "estimated" else ""
     out.print(
-        f"[dim]{u.prompt_tokens} prompt + {u.completion_tokens} answer tokens · first token "
-        f"{u.ttft_s:.1f} s · total {u.total_s:.1f} s[/]",
+        f"[dim]{u.prompt_tokens} prompt + {u.completion_tokens} answer tokens{counted} · first "
+        f"token {u.ttft_s:.1f} s · total {u.total_s:.1f} s[/]",
+        markup=True,
+    )
+    _print_modes(answer)
+
+
+def _print_modes(answer) -> None:  # type: ignore[no-untyped-def]
+    """Say how the answer was made when it is not the local model's usual way: the output
+    mode, the abstention signal and how tokens were counted."""
+    from rich.markup import escape
+
+    from rag.ask import OUTPUT_TEXT, SIGNAL_P_FOUND, SIGNAL_TEXT
+
+    usual = (
+        answer.token_count == "model"
+        and answer.abstention_signal in (SIGNAL_P_FOUND, SIGNAL_TEXT)
+        and answer.output_mode in ("json", OUTPUT_TEXT)
+    )
+    if usual:
+        return
+    found = f" = {answer.found_p:.3f}" if answer.found_p is not None else ""
+    out.print(
+        f"[dim]model {escape(answer.model)} · output {escape(answer.output_mode)} · abstention "
+        f"{escape(answer.abstention_signal)}{found} · tokens counted by "
+        f"{escape(answer.token_count)}[/]",
         markup=True,
     )
 
@@ -415,6 +449,49 @@ def status(index: IndexOption = None, as_json: JsonOption = False, debug: DebugO
             out.print(f"embedder  {stats.embedder}")
             out.print(f"size      {stats.bytes / 2**20:.1f} MB")
         return 0
+
+    raise typer.Exit(run_command(work, debug))
+
+
+@app.command()
+def doctor(
+    index: IndexOption = None,
+    preset: PresetOption = None,
+    model: ModelOption = None,
+    llm_url: LlmUrlOption = None,
+    llm_model: LlmModelOption = None,
+    config: ConfigOption = None,
+    sets: SetOption = None,
+    as_json: JsonOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Check the configured embedder, index, chat model or model server, one line each.
+
+    For a model server it checks that it answers, serves the model, and what it can do (JSON
+    schema, logprobs, tokenize, context length); for the index that it opens, that every
+    chunk has its vector, and that its embedder is the configured one. Exit code 1 when a
+    check fails; each failed or warned check says what to do.
+
+    Example:  rag doctor --llm-url http://127.0.0.1:8080/v1
+    """
+    from rag.config import default_index_dir
+    from rag.doctor import run_checks
+
+    def work() -> int:
+        loaded = load_cli_settings(preset, config, {
+            "generation.model": model, "llm.url": llm_url, "llm.model": llm_model,
+        }, sets)  # fmt: skip
+        checks = run_checks(loaded.settings, index or default_index_dir())
+        if as_json:
+            print_json([c.to_dict() for c in checks])
+        else:
+            marks = {"ok": "[green]ok  [/]", "warn": "[yellow]warn[/]", "fail": "[red]FAIL[/]"}
+            from rich.markup import escape
+
+            for c in checks:
+                fix = f" [dim]→ {escape(c.fix)}[/]" if c.fix else ""
+                out.print(f"{marks[c.status]} {c.name}: {escape(c.detail)}{fix}", markup=True)
+        return 1 if any(c.status == "fail" for c in checks) else 0
 
     raise typer.Exit(run_command(work, debug))
 
@@ -456,8 +533,15 @@ def _register_config() -> None:
     app.add_typer(config_app, name="config", help=CONFIG_HELP)
 
 
+def _register_models() -> None:
+    from rag_cli.models_cmd import MODELS_HELP, models_app
+
+    app.add_typer(models_app, name="models", help=MODELS_HELP)
+
+
 _register_eval()
 _register_config()
+_register_models()
 
 
 def main() -> None:

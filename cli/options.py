@@ -33,6 +33,24 @@ FusionOption = Annotated[
         show_default=False,
     ),
 ]
+LlmUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--llm-url",
+        help="Answer with the model behind this OpenAI-compatible server (llama.cpp server, "
+        "vLLM, Ollama…), e.g. http://127.0.0.1:8080/v1, instead of a local GGUF. API key: "
+        "the RAG_LLM_API_KEY environment variable. Default: llm.url (RAG_LLM_URL).",
+        show_default=False,
+    ),
+]
+LlmModelOption = Annotated[
+    str | None,
+    typer.Option(
+        "--llm-model",
+        help="With --llm-url: the server's model id. Default: the server's only model.",
+        show_default=False,
+    ),
+]
 ModelOption = Annotated[
     str | None,
     typer.Option(

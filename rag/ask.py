@@ -10,12 +10,19 @@ import json
 import re
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, cast
 
 from rag.cite import CitationChecker, CitedSentence, SourceText
 from rag.compress import compress, remove_near_duplicates
-from rag.llm.base import ChatModel, Generation, GenerationOptions, TokenProbabilities
+from rag.llm.base import (
+    ChatModel,
+    Generation,
+    GenerationOptions,
+    TokenLogprob,
+    TokenProbabilities,
+    capabilities_of,
+)
 from rag.pack import pack, token_budget
 from rag.prompts import NOT_FOUND_MARKER, PromptTemplate, format_source, load_prompt
 from rag.settings import AnswerSettings
@@ -26,8 +33,14 @@ if TYPE_CHECKING:
 NOT_FOUND = "Not found in your documents."
 # Which abstention signal an answer's "found" decision rested on (Answer.abstention_signal).
 SIGNAL_P_FOUND = "p_found"  # the model's own P(found), read from its next-token distribution
+SIGNAL_P_FOUND_LOGPROBS = "p_found: top_logprobs of the found token"  # the same, from a server
 SIGNAL_NO_PROBABILITIES = "none: the model gives no token probabilities"
 SIGNAL_TEXT = "none: free-text answers have no P(found)"
+# Which output mode an answer used (Answer.output_mode).
+OUTPUT_JSON = "json"
+OUTPUT_TEXT = "text"
+OUTPUT_TEXT_NO_SCHEMA = "text: the model server does not take a JSON schema"
+TOP_LOGPROBS = 20  # alternatives asked for at each token (OpenAI's maximum)
 
 
 
@@ -59,6 +72,7 @@ class Usage:
     context_tokens: int = 0
     context_tokens_uncompressed: int = 0
     stages_s: dict[str, float] = field(default_factory=dict)
+    source: str = "model"  # token counts: "model", "server" (its usage report) or "estimated"
 
 
 @dataclass
@@ -79,6 +93,9 @@ class Answer:
     evidence: float = 0.0  # best dense similarity among retrieved passages
     found_p: float | None = None  # structured answers: the model's P(the sources answer it)
     abstention_signal: str = SIGNAL_TEXT  # what the found/not-found decision could rest on
+    output_mode: str = OUTPUT_TEXT  # json, text, or text because JSON was not available
+    token_count: str = "model"  # how prompt tokens were counted (the model, a server, an estimate)
+    model: str = ""  # the model that answered (a file name or the server's model id)
     generation: Generation | None = None  # the model's own statistics (None: it never ran)
     retrieval_timings: dict[str, float] = field(default_factory=dict)
 
@@ -108,6 +125,9 @@ class Answer:
             "evidence": self.evidence,
             "found_p": self.found_p,
             "abstention_signal": self.abstention_signal,
+            "output_mode": self.output_mode,
+            "token_count": self.token_count,
+            "model": self.model,
             "retrieval_timings": self.retrieval_timings,
         }
 
@@ -159,11 +179,19 @@ class Asker:
         hits = retrieval.hits
         stages["retrieve"] = time.perf_counter() - started
         evidence = round(max((h.stages.dense_score or 0.0 for h in hits), default=0.0), 4)
-        structured = cfg.output == "json"
+        caps = capabilities_of(self.model)
+        structured = cfg.output == "json" and caps.json_schema
+        mode = OUTPUT_JSON if structured else OUTPUT_TEXT
+        if cfg.output == "json" and not caps.json_schema:
+            mode = OUTPUT_TEXT_NO_SCHEMA
+            cfg = replace(cfg, output="text")  # the free-text prompt, not the JSON one
         can_probe = structured and isinstance(self.model, TokenProbabilities)
+        watch = structured and not can_probe and caps.stream_logprobs
         signal = SIGNAL_P_FOUND if can_probe else SIGNAL_NO_PROBABILITIES
+        signal = SIGNAL_P_FOUND_LOGPROBS if watch else signal
         signal = signal if structured else SIGNAL_TEXT
-        result = _Outcome(question, evidence, signal, retrieval.timings)
+        result = _Outcome(question, evidence, signal, retrieval.timings, mode, caps.tokenizer,
+                          self.model.name)  # fmt: skip
         if not hits or evidence < cfg.min_evidence:
             nearest = _sources(hits[:3])
             return result.abstain("weak evidence", nearest, Usage(stages_s=stages))
@@ -192,10 +220,13 @@ class Asker:
             max_tokens=cfg.max_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
             top_k=cfg.top_k, seed=cfg.seed,
             response_format=_answer_schema(len(sources)) if structured else None,
+            top_logprobs=TOP_LOGPROBS if watch else 0,
         )  # fmt: skip
         pieces: list[str] = []
         first_token_s = 0.0
         live = _AnswerField()
+        found = _FoundWatcher() if watch else None
+        unsure = False
         stream = self.model.stream(messages, options)
         try:
             for piece in stream:
@@ -203,6 +234,11 @@ class Asker:
                     first_token_s = time.perf_counter() - mark
                     event("answering", {})
                 pieces.append(piece)
+                if found is not None and result.found_p is None:
+                    result.found_p = found.read(stream.token_logprobs)
+                    if result.found_p is not None and result.found_p < cfg.min_found:
+                        unsure = True  # stop generating: the answer would not be shown
+                        break
                 shown = live.feed(piece) if structured else piece
                 if on_token and shown:
                     on_token(shown)
@@ -226,7 +262,11 @@ class Asker:
             context_tokens_uncompressed=uncompressed,
             stages_s=stages,
         )
+        usage.source = generation.usage_source if generation else "model"
         result.stop_reason = generation.stop_reason if generation else "complete"
+        if unsure:
+            return result.abstain("the model is not confident the sources answer it",
+                                  sources, usage)  # fmt: skip
         if _says_not_found(raw):
             return result.abstain("the model found no answer in the sources", sources, usage, raw)
         mark = time.perf_counter()
@@ -288,6 +328,9 @@ class _Outcome:
     evidence: float
     signal: str
     retrieval_timings: dict[str, float]
+    output_mode: str = OUTPUT_TEXT
+    token_count: str = "model"
+    model: str = ""
     found_p: float | None = None
     generation: Generation | None = None
     stop_reason: str = "complete"
@@ -315,6 +358,9 @@ class _Outcome:
             "evidence": self.evidence,
             "found_p": self.found_p,
             "abstention_signal": self.signal,
+            "output_mode": self.output_mode,
+            "token_count": self.token_count,
+            "model": self.model,
             "generation": self.generation,
             "retrieval_timings": self.retrieval_timings,
         }
@@ -340,6 +386,38 @@ def _found_probability(model: TokenProbabilities, messages: list[dict[str, str]]
     )
     total = yes + yes_bare + no + no_bare
     return round((yes + yes_bare) / total, 4) if total > 0 else 0.0
+
+
+class _FoundWatcher:
+    """Read P(found=true) off a streamed structured reply: at the token that writes the
+    `found` value, from the top alternatives the server sent for that position (the same
+    next-token distribution `_found_probability` reads in process)."""
+
+    _KEY = re.compile(r'"found"\s*:\s*$')
+
+    def read(self, tokens: list[TokenLogprob]) -> float | None:
+        """P(found) once the value's token has arrived, else None."""
+        text = ""
+        for token in tokens:
+            if self._KEY.search(text) and token.token.strip():
+                return _p_true(token)
+            text += token.token
+        return None
+
+
+def _p_true(token: TokenLogprob) -> float:
+    """P(true) / P(true or false) among the alternatives at the found token's position."""
+    import math
+
+    yes = no = 0.0
+    top = dict(token.top) or {token.token: token.logprob}
+    for text, logprob in top.items():
+        word = text.strip().lower()
+        if word == "true":
+            yes += math.exp(logprob)
+        elif word == "false":
+            no += math.exp(logprob)
+    return round(yes / (yes + no), 4) if yes + no > 0 else 0.0
 
 
 def _sources(hits: list[Hit]) -> list[Source]:

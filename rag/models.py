@@ -222,6 +222,79 @@ def preset_path(preset: ModelPreset) -> Path:
     return assemble_gguf(parts, dest, size=preset.size, sha256=preset.sha256)
 
 
+@dataclass(frozen=True)
+class PresetStatus:
+    """What is on disk for a preset, found without assembling, hashing or importing anything.
+
+    `state` is "ready" (`path` loads as is), "not assembled" (installed and split; the first
+    `resolve_model` joins it into the cache), "not installed" (`missing` packages; `install`
+    is the pip command) or "broken" (`problem` says what is wrong and how to fix it).
+    """
+
+    preset: ModelPreset
+    state: str
+    missing: tuple[str, ...] = ()
+    path: Path | None = None
+    problem: str | None = None
+
+    @property
+    def installed(self) -> bool:
+        """Return True when every package of the preset is installed."""
+        return not self.missing
+
+    @property
+    def install(self) -> str | None:
+        """Return the pip command that installs the missing packages, if any are missing."""
+        return self.preset.pip_command(self.missing) if self.missing else None
+
+    def to_dict(self) -> dict[str, object]:
+        """Return a JSON-ready view (the preset's name, description and size included)."""
+        return {
+            "name": self.preset.name,
+            "description": self.preset.description,
+            "size": self.preset.size,
+            "context_length": self.preset.context_length,
+            "packages": len(self.preset.packages),
+            "state": self.state,
+            "installed": self.installed,
+            "missing": list(self.missing),
+            "install": self.install,
+            "path": str(self.path) if self.path is not None else None,
+            "problem": self.problem,
+        }
+
+
+def preset_status(preset: ModelPreset) -> PresetStatus:
+    """Report whether `preset` is installed and ready, with no side effects (instant).
+
+    Only `stat`s files: a split preset counts as ready when its cached file has the pinned
+    size and a sidecar recording the pinned hash, exactly as `preset_path` trusts it.
+    """
+    missing = tuple(_missing_packages(preset))
+    if missing:
+        return PresetStatus(preset, "not installed", missing=missing)
+    if preset.is_split:
+        dest = model_cache_dir() / f"{preset.name}.gguf"
+        if _is_assembled(dest, preset):
+            return PresetStatus(preset, "ready", path=dest)
+        return PresetStatus(preset, "not assembled")
+    folder = _package_dir(preset.packages[0])
+    assert folder is not None  # checked by _missing_packages
+    path = folder / preset.file_pattern.format(index=1)
+    fix = preset.pip_command().replace("pip install", "pip install --force-reinstall", 1)
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return PresetStatus(preset, "broken", problem=f"{path} is missing; reinstall: {fix}")
+    if size != preset.size:
+        return PresetStatus(
+            preset,
+            "broken",
+            problem=f"{path} has {size:,} bytes, expected {preset.size:,}; reinstall: {fix}",
+        )
+    return PresetStatus(preset, "ready", path=path)
+
+
 def installed_presets() -> list[str]:
     """Return the names of the presets whose packages are all installed."""
     return [name for name, p in PRESETS.items() if not _missing_packages(p)]

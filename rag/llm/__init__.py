@@ -1,12 +1,16 @@
-"""Chat models behind one port (`base.ChatModel`): llama.cpp in process today."""
+"""Chat models behind one port (`base.ChatModel`): llama.cpp in process, or any
+OpenAI-compatible server (`openai_server.OpenAIChatModel`)."""
 
 from rag.llm.base import (
     ChatModel,
     Generation,
     GenerationOptions,
     Message,
+    ModelCapabilities,
     Stream,
+    TokenLogprob,
     TokenProbabilities,
+    capabilities_of,
     generate,
 )
 
@@ -15,7 +19,10 @@ __all__ = [
     "Generation",
     "GenerationOptions",
     "Message",
+    "ModelCapabilities",
     "Stream",
+    "TokenLogprob",
     "TokenProbabilities",
+    "capabilities_of",
     "generate",
 ]

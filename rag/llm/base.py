@@ -29,6 +29,7 @@ class GenerationOptions:
     seed: int | None = None
     stop: tuple[str, ...] = ()
     response_format: Mapping[str, Any] | None = None
+    top_logprobs: int = 0  # > 0: ask a backend that can for each token's top alternatives
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,9 @@ class Generation:
     completion_tokens: int
     ttft_s: float
     total_s: float
+    # Where the token counts come from: "model" (counted by the model that ran), "server"
+    # (the server's usage report) or "estimated" (counted here: the server sent none).
+    usage_source: str = "model"
 
     @property
     def prefill_tok_s(self) -> float:
@@ -56,6 +60,39 @@ class Generation:
         """Return tokens generated per second after the first one."""
         decode_s = self.total_s - self.ttft_s
         return (self.completion_tokens - 1) / decode_s if decode_s > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    """One generated token with its log-probability and the top alternatives at its position
+    (OpenAI's `logprobs.content[i]`); `top` maps token text to log-probability."""
+
+    token: str
+    logprob: float
+    top: Mapping[str, float]
+
+
+@dataclass(frozen=True)
+class ModelCapabilities:
+    """What a chat model can do beyond streaming text, so the pipeline can choose (and say)
+    its output mode and abstention signal.
+
+    `json_schema`: replies can be constrained to a JSON schema (`response_format`).
+    `stream_logprobs`: streams carry each token's top alternatives (`Stream.token_logprobs`).
+    `tokenizer`: how prompt tokens are counted ("model", "server", "local FILE" or
+    "estimate (...)"); `notes` are anything else a user should know (an assumed n_ctx).
+    """
+
+    json_schema: bool = True
+    stream_logprobs: bool = False
+    tokenizer: str = "model"
+    notes: tuple[str, ...] = ()
+
+
+def capabilities_of(model: object) -> ModelCapabilities:
+    """The model's `capabilities()` if it reports them, else those of a local model."""
+    report = getattr(model, "capabilities", None)
+    return report() if callable(report) else ModelCapabilities()
 
 
 @dataclass
@@ -72,6 +109,7 @@ class Stream:
 
     pieces: Iterator[str]
     generation: Generation | None = None
+    token_logprobs: list[TokenLogprob] = field(default_factory=list)  # with top_logprobs > 0
     _on_close: Callable[[], None] | None = field(default=None, repr=False)
 
     def __iter__(self) -> Iterator[str]:
