@@ -61,12 +61,23 @@ def _guard(name: str, check: Callable[[], Check]) -> Check:
 
 
 def _embedder(settings: Settings) -> Check:
+    """The configured embedder: its files (not its weights), or one request to its server."""
+    from rag.embed import DEFAULT_EMBEDDER
     from rag.embed.sentence_transformers import read_info, resolve_embedder
 
-    folder = resolve_embedder(settings.ingest.embedder)
-    info = read_info(folder)
+    ingest = settings.ingest
+    if ingest.embedder_url.strip():
+        from rag.embed.openai_server import OpenAIEmbedder
+
+        model = "" if ingest.embedder == DEFAULT_EMBEDDER else ingest.embedder
+        server = OpenAIEmbedder(ingest.embedder_url, model, timeout=ingest.embedder_timeout,
+                                max_retries=ingest.embedder_max_retries)  # fmt: skip
+        info, where = server.info, f"served by {server.root}"
+    else:
+        folder = resolve_embedder(ingest.embedder)
+        info, where = read_info(folder), f"at {folder}"
     return Check("embedder", "ok", f"{info.name} ({info.dim}-d, up to {info.max_tokens} "
-                 f"tokens) at {folder}")  # fmt: skip
+                 f"tokens) {where}")  # fmt: skip
 
 
 def _index(settings: Settings, index_dir: Path) -> Iterator[Check]:
@@ -86,7 +97,7 @@ def _index(settings: Settings, index_dir: Path) -> Iterator[Check]:
         yield Check("index", "ok", f"{index_dir}: {stats.documents:,} documents, "
                     f"{stats.chunks:,} chunks, generation {store.generation}")  # fmt: skip
         yield _guard("index consistency", lambda: _consistency(store))
-        yield _guard("index embedder", lambda: _index_embedder(store, settings))
+        yield _guard("index embedder", lambda: _index_embedder(index_dir, settings))
     finally:
         store.close()
 
@@ -99,27 +110,18 @@ def _consistency(store) -> Check:  # type: ignore[no-untyped-def]
     return Check("index consistency", "ok", "every chunk has its vector and document")
 
 
-def _index_embedder(store, settings: Settings) -> Check:  # type: ignore[no-untyped-def]
-    from rag.embed import DEFAULT_EMBEDDER
-    from rag.embed.sentence_transformers import read_info, resolve_embedder
+def _index_embedder(index_dir: Path, settings: Settings) -> Check:
+    """The embedder the pipeline would query this index with (it refuses another one)."""
+    from rag.pipeline import build_pipeline
 
-    stored = store.embedder_info()
-    if stored is None:
-        return Check("index embedder", "warn", "the index records no embedder (it is empty)")
-    spec = settings.ingest.embedder
-    if spec == DEFAULT_EMBEDDER:
-        spec = store.embedder_spec() or spec
-    info = read_info(resolve_embedder(spec))
-    same = (stored.name, stored.dim, stored.fingerprint) == (info.name, info.dim,
-                                                             info.fingerprint)  # fmt: skip
-    if not same:
-        return Check(
-            "index embedder", "fail",
-            f"built with {stored.name} ({stored.dim}-d, {stored.fingerprint}), configured "
-            f"{info.name} ({info.dim}-d, {info.fingerprint})",
-            "use the embedder the index was built with (ingest.embedder), or another --index",
-        )  # fmt: skip
-    return Check("index embedder", "ok", f"{stored.name}, the same as configured")
+    pipeline = build_pipeline(index_dir, settings)
+    try:
+        if pipeline.store().embedder_info() is None:
+            return Check("index embedder", "warn", "the index records no embedder (it is empty)")
+        info = pipeline.embedder().info  # raises IndexFormatError naming both embedders
+        return Check("index embedder", "ok", f"{info.name}, the same as configured")
+    finally:
+        pipeline.close()
 
 
 def _local_model(settings: Settings) -> Check:

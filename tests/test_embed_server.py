@@ -25,10 +25,10 @@ import pytest
 
 from rag import Index
 from rag.embed.openai_server import PROBE, OpenAIEmbedder, api_key, fingerprint
-from rag.embed.server_api import api_root
-from rag.embed.server_tokens import EstimatedTokenCounter
 from rag.errors import ConfigError, IndexFormatError, ServerError
 from rag.loaders import kind_of, load_document
+from rag.remote.tokens import EstimatedTokenCounter
+from rag.remote.urls import api_root
 from rag.settings import IngestSettings, InvalidSetting, Settings
 from rag.store import DB_NAME, Store
 from rag.text.sentences import split_sentences
@@ -401,10 +401,11 @@ def test_api_root_and_key() -> None:
 
 def test_estimate_cuts_long_words_and_keeps_every_character() -> None:
     counter = EstimatedTokenCounter()
-    assert counter.count_many(["", "the cat", "ABCD", "2024", "é"]) == [0, 2, 2, 4, 2]
+    # units: the=1 cat=1, AB CD, 2 0 2 4, é = 2 bytes; then the 10 % margin, rounded up
+    assert counter.count_many(["", "the cat", "ABCD", "2024", "é"]) == [0, 3, 3, 5, 3]
     word = "x" * 100
-    spans = counter.split_to_fit(word, 10)
-    assert [e - s for s, e in spans] == [30, 30, 30, 10]
+    spans = counter.split_to_fit(word, 10)  # 9 units of 3 letters fit 10 with the margin
+    assert [e - s for s, e in spans] == [27, 27, 27, 19]
     for text in (json.dumps({"k": list(range(50))}), "The wind vane points north. " * 20):
         spans = counter.split_to_fit(text, 16)
         assert "".join(text[s:e] for s, e in spans) == text

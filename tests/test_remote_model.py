@@ -26,9 +26,10 @@ from rag.ask import (
 )
 from rag.errors import ContextOverflowError, ServerError
 from rag.llm.base import GenerationOptions, capabilities_of, generate
-from rag.llm.openai_server import OpenAIChatModel, api_root
-from rag.llm.server_tokens import EstimatedCounter
+from rag.llm.openai_server import OpenAIChatModel
 from rag.prompts import format_source, load_prompt
+from rag.remote.tokens import EstimatedTokenCounter
+from rag.remote.urls import api_root
 from rag.settings import LlmSettings, load_settings
 from rag_cli.main import app
 
@@ -180,7 +181,7 @@ def test_estimated_tokens_never_undercount(tiny_server, tiny_model_path):
             remote(tiny_server, tokenizer="estimate") as model:  # fmt: skip
         assert model.capabilities().tokenizer.startswith("estimate")
         for text in texts:
-            assert model.count_tokens(text) == EstimatedCounter().count(text)
+            assert model.count_tokens(text) == EstimatedTokenCounter().count(text)
             assert model.count_tokens(text) >= local.count_tokens(text), text
 
 

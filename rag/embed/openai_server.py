@@ -18,7 +18,7 @@ Vectors are L2-normalised float32. A server that returns one vector per token (l
 python with a model that does not pool, e.g. a chat model) is mean-pooled here and sent one
 text per request: its batches read the wrong rows for every text after the first.
 Texts are counted with the server's tokenizer when it has one (`/extras/tokenize`,
-`/tokenize`), else by a conservative estimate (`rag.embed.server_tokens`).
+`/tokenize`), else by a conservative estimate (`rag.remote.tokens`).
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ from typing import TYPE_CHECKING, Any
 
 from rag.embed.base import EmbedderInfo
 from rag.embed.server_api import EmbeddingsAPI
-from rag.embed.server_tokens import EstimatedTokenCounter, ServerTokenCounter
 from rag.errors import ServerError
+from rag.remote.tokens import EstimatedTokenCounter, ServerTokenCounter
 
 if TYPE_CHECKING:
     import numpy as np
@@ -145,14 +145,11 @@ class OpenAIEmbedder:
         model = self.model
         with self._lock:
             if self._counter is None:
-                tokenize = self.api.find_tokenizer(model)
-                if tokenize is None:
+                found = self.api.find_tokenizer(model)
+                if found is None:
                     self._counter, self.tokenizer = EstimatedTokenCounter(), "estimate"
                 else:
-                    overhead = len(tokenize(""))  # special tokens it adds to any text
-                    self._counter = ServerTokenCounter(
-                        lambda text: max(0, len(tokenize(text)) - overhead)
-                    )
+                    self._counter = ServerTokenCounter(found[1], name=f"server ({found[0]})")
                     self.tokenizer = "server"
             return self._counter
 

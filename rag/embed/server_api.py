@@ -8,32 +8,16 @@ Requests go through the official `openai` client: a timeout per request and
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from rag.errors import ConfigError, ServerError
+from rag.errors import ServerError
+from rag.remote.messages import one_line, server_said
+from rag.remote.tokens import Tokenize, find_tokenizer
+from rag.remote.urls import api_root, host_root
 
 T = TypeVar("T")
 NO_KEY = "no-key"  # sent when no key is set: the client needs one, keyless servers ignore it
-# Where servers tokenize, relative to the host root (the API root without its /v1):
-# llama-cpp-python's server, then llama.cpp's llama-server and vLLM.
-TOKENIZE_PATHS = ("/extras/tokenize", "/tokenize")
-
-
-def api_root(url: str) -> str:
-    """The API root of a server URL: no trailing slash; a bare http://host:port gets /v1."""
-    root = url.strip().rstrip("/")
-    if not re.match(r"^https?://[^/\s]+", root):
-        raise ConfigError(f"embeddings server URL {url!r} must start with http:// or https://")
-    if re.match(r"^https?://[^/]+$", root):
-        root += "/v1"
-    return root
-
-
-def host_root(root: str) -> str:
-    """The root of a server's non-OpenAI routes (/tokenize): the API root without /v1."""
-    return root[: -len("/v1")] if root.endswith("/v1") else root
 
 
 class EmbeddingsAPI:
@@ -79,41 +63,13 @@ class EmbeddingsAPI:
             )
         return [d.embedding for d in data]
 
-    def find_tokenizer(self, model: str) -> Callable[[str], list[int]] | None:
-        """A function that tokenizes text with the server's own tokenizer, if it has one."""
-        for path in TOKENIZE_PATHS:
-            url = host_root(self.root) + path
-            try:
-                self._tokenize(url, model, "hello", probe=True)
-            except _NoTokenizer:
-                continue
-            return lambda text, url=url: self._tokenize(url, model, text)  # type: ignore[misc]
-        return None
+    def find_tokenizer(self, model: str) -> tuple[str, Tokenize] | None:
+        """The server's tokenize endpoint and a function that tokenizes with it, if it has one."""
+        return find_tokenizer(host_root(self.root), model, self._post)
 
-    def _tokenize(self, url: str, model: str, text: str, probe: bool = False) -> list[int]:
-        """The token ids of `text`; when `probe`, raise _NoTokenizer if `url` cannot."""
-        import openai
-
-        # One body for all three servers: llama-cpp-python reads `input`, llama-server
-        # `content` (special tokens off by default), vLLM `prompt` and `add_special_tokens`.
-        body = {"input": text, "content": text, "prompt": text, "model": model,
-                "add_special_tokens": False}  # fmt: skip
-
-        def request() -> object:
-            try:
-                return self._client.post(url, body=body, cast_to=object)
-            except openai.APIStatusError as exc:
-                if probe and exc.status_code in (400, 404, 405, 422, 501):
-                    raise _NoTokenizer from None
-                raise
-
-        found = self._call("POST tokenize", url, request, "")
-        tokens = found.get("tokens") if isinstance(found, dict) else None
-        if not isinstance(tokens, list) or not all(isinstance(t, int) for t in tokens):
-            if probe:
-                raise _NoTokenizer
-            raise ServerError(f"{url} did not answer with a token list; it cannot tokenize")
-        return tokens
+    def _post(self, url: str, body: dict[str, Any]) -> Any:
+        request = lambda: self._client.post(url, body=body, cast_to=object)  # noqa: E731
+        return self._call("POST tokenize", url, request, "")
 
     def _call(self, what: str, url: str, request: Callable[[], T], hint_404: str) -> T:
         """Run `request`; turn the client's exceptions into one-line ServerErrors."""
@@ -129,43 +85,31 @@ class EmbeddingsAPI:
                 "it is not stuck or overloaded, or raise ingest.embedder_timeout"
             ) from None
         except openai.APIConnectionError as exc:
-            reason = _one_line(str(exc.__cause__ or exc))
+            reason = one_line(str(exc.__cause__ or exc))
             raise ServerError(
                 f"cannot reach {server} ({reason}); start the server, or fix ingest.embedder_url"
             ) from None
         except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
             raise ServerError(
-                f"{server} refused the API key ({exc.status_code}{_detail(exc)}); set "
+                f"{server} refused the API key ({exc.status_code}{_said(exc)}); set "
                 "RAG_EMBED_API_KEY (or RAG_LLM_API_KEY) to the server's key"
             ) from None
         except openai.NotFoundError as exc:
             fix = f"; {hint_404}" if hint_404 else ""
-            raise ServerError(f"{url} was not found (404{_detail(exc)}){fix}") from None
+            raise ServerError(f"{url} was not found (404{_said(exc)}){fix}") from None
         except openai.APIStatusError as exc:
             raise ServerError(
-                f"{server} failed {what} (HTTP {exc.status_code}{_detail(exc)}); "
+                f"{server} failed {what} (HTTP {exc.status_code}{_said(exc)}); "
                 "see the server's log"
             ) from None
         except openai.APIError as exc:
             raise ServerError(
                 f"{server} gave an answer to {what} that is not OpenAI-compatible "
-                f"({_one_line(str(exc))}); check ingest.embedder_url"
+                f"({one_line(str(exc))}); check ingest.embedder_url"
             ) from None
 
 
-class _NoTokenizer(Exception):
-    """The server has no tokenize endpoint at that path (internal: never reaches a user)."""
-
-
-def _detail(exc: Any) -> str:
-    """': <the server's own message>' from an error body, or ''."""
-    body = getattr(exc, "body", None)
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        body = inner.get("message") or inner.get("detail") if isinstance(inner, dict) else inner
-    return f": {_one_line(str(body))}" if body else ""
-
-
-def _one_line(text: str, limit: int = 160) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+def _said(exc: Any) -> str:
+    """': <the server's own message>' from an error, or ''."""
+    said = server_said(exc, 160)
+    return f": {said}" if said else ""

@@ -24,7 +24,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from rag.errors import ConfigError, ContextOverflowError, RagError, ServerError
 from rag.llm.base import (
@@ -41,15 +40,16 @@ from rag.llm.chat_template import check_messages
 from rag.llm.server_errors import (
     broken_stream_error,
     request_error,
-    server_message,
     timeout_error,
 )
-from rag.llm.server_tokens import (
-    EstimatedCounter,
+from rag.remote.messages import server_said
+from rag.remote.tokens import (
+    EstimatedTokenCounter,
     LocalCounter,
-    TokenCounter,
-    detect_server_tokenizer,
+    ServerTokenCounter,
+    find_tokenizer,
 )
+from rag.remote.urls import api_root, host_root
 from rag.settings import LLM_API_KEY_ENV, LlmSettings
 
 __all__ = ["ASSUMED_N_CTX", "OpenAIChatModel", "ServerInfo", "api_root", "generate"]
@@ -64,19 +64,6 @@ _PROBE_SCHEMA = {
     "properties": {"ok": {"type": "boolean"}},
     "required": ["ok"],
 }
-
-
-def api_root(url: str) -> str:
-    """The API root to call: `url` without a trailing slash; a bare host gets /v1."""
-    parts = urlsplit(url.strip())
-    path = parts.path.rstrip("/") or "/v1"
-    return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
-
-
-def _host_root(url: str) -> str:
-    """The server's root (scheme://host:port), where tokenize and props endpoints live."""
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, "", "", ""))
 
 
 @dataclass(frozen=True)
@@ -112,7 +99,7 @@ class OpenAIChatModel:
             ) from None
         self.settings = settings
         self.url = api_root(settings.url)
-        self._root = _host_root(self.url)
+        self._root = host_root(self.url)
         self._timeout = settings.timeout
         key = api_key if api_key is not None else os.environ.get(LLM_API_KEY_ENV, "")
         self._client = openai.OpenAI(
@@ -261,10 +248,10 @@ class OpenAIChatModel:
             pass
         return ASSUMED_N_CTX, "assumed: the server does not say; set llm.n_ctx"
 
-    def _tokenizer(self, model: str) -> TokenCounter:
+    def _tokenizer(self, model: str) -> EstimatedTokenCounter | LocalCounter | ServerTokenCounter:
         choice = self.settings.tokenizer.strip()
         if choice == "estimate":
-            return EstimatedCounter()
+            return EstimatedTokenCounter()
         if choice not in ("auto", "server"):
             return LocalCounter(choice)
 
@@ -272,15 +259,16 @@ class OpenAIChatModel:
             return self._client.post(url, body=body, cast_to=object,
                                      options={"max_retries": 0})  # fmt: skip
 
-        found = detect_server_tokenizer(self._root, model, post)
+        found = find_tokenizer(self._root, model, post)
         if found is not None:
-            return found
+            url, tokenize = found
+            return ServerTokenCounter(tokenize, name=f"server ({url})")
         if choice == "server":
             raise ServerError(
                 f"the model server at {self.url} has no tokenize endpoint (llm.tokenizer = "
                 "server): use auto, estimate, or a local tokenizer file"
             )
-        return EstimatedCounter()
+        return EstimatedTokenCounter()
 
     def _detect(self) -> ModelCapabilities:
         """Find out once whether the server streams logprobs and takes a JSON schema."""
@@ -463,7 +451,7 @@ class OpenAIChatModel:
         import openai
 
         if isinstance(exc, openai.APIError) and not isinstance(exc, openai.APIConnectionError):
-            return broken_stream_error(self.url, produced, server_message(exc))
+            return broken_stream_error(self.url, produced, server_said(exc))
         return broken_stream_error(self.url, produced, " ".join(str(exc).split())[:160])
 
     def _diagnose(self, messages: Sequence[Message]) -> RagError:

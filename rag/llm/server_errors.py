@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 from rag.errors import ContextOverflowError, RagError, ServerError
+from rag.remote.messages import one_line, server_said
 
 START_HINT = 'python -m llama_cpp.server --model "$(rag models path fast)" --port 8080'
 _CONTEXT = re.compile(
@@ -14,23 +15,6 @@ _CONTEXT = re.compile(
     r"|prompt is too long|input is too long",
     re.IGNORECASE,
 )
-
-
-def server_message(exc: BaseException) -> str:
-    """The server's own words in an error response (its JSON `message` / `detail`), short."""
-    body = getattr(exc, "body", None)
-    text = ""
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        if isinstance(inner, dict):
-            text = str(inner.get("message") or inner.get("detail") or "")
-        elif inner:
-            text = str(inner)
-        text = text or str(body.get("detail") or body.get("message") or "")
-    elif body:
-        text = str(body)
-    text = text or str(getattr(exc, "message", "") or exc)
-    return " ".join(text.split())[:300]
 
 
 def timeout_error(url: str, timeout: float) -> ServerError:
@@ -55,14 +39,14 @@ def request_error(exc: BaseException, url: str, timeout: float) -> RagError:
         return timeout_error(url, timeout)
     if isinstance(exc, openai.APIConnectionError):
         cause = exc.__cause__ or exc.__context__
-        reason = " ".join(str(cause or exc).split())[:160] or "no answer"
+        reason = one_line(str(cause or exc)) or "no answer"
         return ServerError(
             f"cannot reach the model server at {url} ({reason}): start it (e.g. {START_HINT}) "
             "or fix --llm-url / llm.url"
         )
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
-        said = server_message(exc)
+        said = server_said(exc)
         if status in (401, 403):
             return ServerError(
                 f"the model server at {url} refused the request ({status}: {said}): set "
