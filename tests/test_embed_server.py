@@ -10,15 +10,9 @@ import json
 import os
 import socket
 import sqlite3
-import subprocess
-import sys
-import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 import numpy as np
 import pytest
@@ -26,6 +20,7 @@ import pytest
 from rag import Index
 from rag.embed.openai_server import PROBE, OpenAIEmbedder, api_key, fingerprint
 from rag.errors import ConfigError, IndexFormatError, ServerError
+from rag.llm.llama_server import LlamaServer, free_port
 from rag.loaders import kind_of, load_document
 from rag.remote.tokens import EstimatedTokenCounter
 from rag.remote.urls import api_root
@@ -38,70 +33,20 @@ KEY = "test-embed-key-7f3a"
 MODEL_NAME = "openai:SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
-# ---- a small server helper (a shared tests/llm_server.py will replace it) ------------------
-
-
-@dataclass
-class Server:
-    url: str  # the API root, http://127.0.0.1:PORT/v1
-    process: subprocess.Popen
-    log: IO[bytes]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_server(*extra: str, wait: float = 90.0) -> Server:
-    """Start llama-cpp-python's server on the tiny GGUF with embeddings on; wait until it
-    lists its models."""
+def start_server(*extra: str) -> LlamaServer:
+    """llama-cpp-python's server on the tiny GGUF with embeddings on, one thread, our key."""
     from rag.models import resolve_model
 
-    port = free_port()
-    command = [
-        sys.executable, "-m", "llama_cpp.server", "--model", str(resolve_model(preset="tiny")),
-        "--embedding", "true", "--host", "127.0.0.1", "--port", str(port), "--n_threads", "1",
-        "--n_threads_batch", "1", "--verbose", "false", "--api_key", KEY, *extra,
-    ]  # fmt: skip
-    # A file, not a pipe: the server logs every request. stop_server closes it.
-    log = tempfile.TemporaryFile()  # noqa: SIM115
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/v1"
-    auth = {"Authorization": f"Bearer {KEY}"}
-    deadline = time.monotonic() + wait
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            log.seek(0)
-            tail = log.read().decode(errors="replace")[-2000:]
-            pytest.fail(f"llama_cpp.server exited with {process.returncode}: {tail}")
-        try:
-            with urllib.request.urlopen(urllib.request.Request(url + "/models", headers=auth),
-                                        timeout=2):  # fmt: skip
-                return Server(url, process, log)
-        except OSError:
-            time.sleep(0.3)
-    stop_server(Server(url, process, log))
-    pytest.fail(f"llama_cpp.server did not answer on {url} within {wait:g}s")
-
-
-def stop_server(server: Server) -> None:
-    server.process.terminate()
-    try:
-        server.process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-        server.process.wait(timeout=10)
-    server.log.close()
+    args = ["--embedding", "true", "--n_threads", "1", "--n_threads_batch", "1",
+            "--verbose", "false", *extra]  # fmt: skip
+    return LlamaServer(resolve_model(preset="tiny"), api_key=KEY, extra_args=args).start()
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[Server]:
+def server() -> Iterator[LlamaServer]:
     pytest.importorskip("llama_cpp.server.app", reason="llama-cpp-python[server] not installed")
-    started = start_server()
-    yield started
-    stop_server(started)
+    with start_server() as started:
+        yield started
 
 
 @pytest.fixture(autouse=True)
@@ -115,7 +60,7 @@ def fast(url: str, model: str = "", key: str | None = None) -> OpenAIEmbedder:
     return OpenAIEmbedder(url, model, key=key, timeout=5.0, max_retries=0)
 
 
-def remote(server: Server, **values: object) -> Settings:
+def remote(server: LlamaServer, **values: object) -> Settings:
     return Settings().replace(**{"ingest.embedder_url": server.url, **values})
 
 
@@ -127,7 +72,7 @@ DEMO_FILES = ("warranty.txt", "specifications.md")
 
 
 @pytest.fixture(scope="module")
-def built(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Built:
+def built(server: LlamaServer, tmp_path_factory: pytest.TempPathFactory) -> Built:
     """Part of the demo corpus (all of it with RAG_TEST_FULL_DEMO=1) ingested through the
     server, and the seconds it took."""
     path = tmp_path_factory.mktemp("remote") / "idx"
@@ -148,7 +93,7 @@ def built(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Built:
 
 
 @pytest.mark.llm
-def test_vectors_are_unit_length_float32_and_deterministic(server: Server) -> None:
+def test_vectors_are_unit_length_float32_and_deterministic(server: LlamaServer) -> None:
     emb = OpenAIEmbedder(server.url)
     texts = ["The wind vane points into the wind.", "Reset the console.", "Battery life"]
     vectors = emb.encode(texts)
@@ -162,7 +107,7 @@ def test_vectors_are_unit_length_float32_and_deterministic(server: Server) -> No
 
 
 @pytest.mark.llm
-def test_info_names_the_server_model_and_is_stable(server: Server) -> None:
+def test_info_names_the_server_model_and_is_stable(server: LlamaServer) -> None:
     emb = OpenAIEmbedder(server.url)
     info = emb.info
     assert (info.name, info.dim, info.max_tokens) == (MODEL_NAME, 576, 510)
@@ -172,7 +117,7 @@ def test_info_names_the_server_model_and_is_stable(server: Server) -> None:
 
 
 @pytest.mark.llm
-def test_fingerprint_changes_with_the_vectors_not_with_float_noise(server: Server) -> None:
+def test_fingerprint_changes_with_the_vectors_not_with_float_noise(server: LlamaServer) -> None:
     emb = OpenAIEmbedder(server.url)
     probe, other = emb.encode([PROBE, "Something else entirely."])
     mark = fingerprint(emb.model, 576, probe)
@@ -184,7 +129,7 @@ def test_fingerprint_changes_with_the_vectors_not_with_float_noise(server: Serve
 
 
 @pytest.mark.llm
-def test_a_server_that_changed_its_weights_is_refused(server: Server, built) -> None:
+def test_a_server_that_changed_its_weights_is_refused(server: LlamaServer, built) -> None:
     path, _, _ = built
     # The same file and model id, but other weights in effect: the vectors change.
     changed = start_server("--rope_freq_base", "1000")
@@ -193,11 +138,11 @@ def test_a_server_that_changed_its_weights_is_refused(server: Server, built) -> 
         with pytest.raises(IndexFormatError, match="fingerprint"):
             Index(path, settings=remote(changed)).search("warranty", k=3)
     finally:
-        stop_server(changed)
+        changed.stop()
 
 
 @pytest.mark.llm
-def test_counter_uses_the_server_tokenizer(server: Server) -> None:
+def test_counter_uses_the_server_tokenizer(server: LlamaServer) -> None:
     emb = OpenAIEmbedder(server.url)
     counter = emb.counter
     assert emb.tokenizer == "server"
@@ -225,7 +170,7 @@ def demo_sentences() -> list[str]:
 
 
 @pytest.mark.llm
-def test_the_estimate_never_undercounts_the_server_tokenizer(server: Server) -> None:
+def test_the_estimate_never_undercounts_the_server_tokenizer(server: LlamaServer) -> None:
     counter = OpenAIEmbedder(server.url).counter
     sentences = demo_sentences() + [
         "1234567890 3.14159 2024-05-01", "ALLCAPS WORDS LIKE THIS", "東京は日本の首都です。",
@@ -247,7 +192,7 @@ def test_the_estimate_never_undercounts_the_server_tokenizer(server: Server) -> 
 
 
 @pytest.mark.llm
-def test_ingest_and_search_the_demo_corpus_through_the_server(server: Server, built) -> None:
+def test_ingest_and_search_the_demo_corpus_through_the_server(server: LlamaServer, built) -> None:
     path, sources, seconds = built
     index = Index(path, settings=remote(server))
     assert index.status().embedder == MODEL_NAME
@@ -275,7 +220,7 @@ def test_ingest_and_search_the_demo_corpus_through_the_server(server: Server, bu
 
 @pytest.mark.llm
 def test_an_index_built_through_the_server_refuses_the_local_embedder(
-    server: Server, built, embedder
+    server: LlamaServer, built, embedder
 ) -> None:
     path, _, _ = built
     with pytest.raises(IndexFormatError) as refused:
@@ -288,7 +233,7 @@ def test_an_index_built_through_the_server_refuses_the_local_embedder(
 
 
 @pytest.mark.llm
-def test_a_local_index_refuses_the_server(server: Server, tmp_path: Path, embedder) -> None:
+def test_a_local_index_refuses_the_server(server: LlamaServer, tmp_path: Path, embedder) -> None:
     store = Store(tmp_path / "idx", create=True)
     store.check_embedder(embedder.info)  # what a local ingest records first
     store.close()
@@ -328,7 +273,7 @@ def test_a_server_that_does_not_answer_times_out() -> None:
 
 
 @pytest.mark.llm
-def test_a_wrong_path_is_one_line(server: Server) -> None:
+def test_a_wrong_path_is_one_line(server: LlamaServer) -> None:
     wrong = server.url[: -len("/v1")] + "/v2"
     message = one_line_error(fast(wrong))
     assert message.startswith(f"{wrong}/models was not found (404")
@@ -336,14 +281,14 @@ def test_a_wrong_path_is_one_line(server: Server) -> None:
 
 
 @pytest.mark.llm
-def test_an_unknown_model_lists_the_servers_models(server: Server) -> None:
+def test_an_unknown_model_lists_the_servers_models(server: LlamaServer) -> None:
     message = one_line_error(fast(server.url, "nomic-embed"))
     assert "has no model 'nomic-embed' (it serves /" in message
     assert "SmolLM2-135M-Instruct.Q4_1.gguf); set ingest.embedder" in message
 
 
 @pytest.mark.llm
-def test_a_wrong_key_is_one_line_and_not_shown(server: Server, monkeypatch) -> None:
+def test_a_wrong_key_is_one_line_and_not_shown(server: LlamaServer, monkeypatch) -> None:
     message = one_line_error(fast(server.url, key="wrong-key"))
     assert "refused the API key (401" in message and "RAG_EMBED_API_KEY" in message
     assert "wrong-key" not in message
@@ -419,7 +364,7 @@ def test_a_server_that_goes_down_stops_the_ingest_at_once(tmp_path: Path) -> Non
     dying = start_server()
     emb = fast(dying.url, key=KEY)
     assert emb.info.dim == 576  # connected, then the server goes away
-    stop_server(dying)
+    dying.stop()
     started = time.monotonic()
     with pytest.raises(ServerError, match="cannot reach the embeddings server"):
         Index(tmp_path / "idx", embedder=emb).ingest([DEMO])  # not one failure per file
