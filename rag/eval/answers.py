@@ -141,6 +141,9 @@ def run_answers(
         "settings": asdict(run_settings),
         "pipeline": settings.hash("retrieval", "bm25", "generation"),
     }
+    if settings.llm.url.strip():  # answered through a server: never mixed with local answers
+        config["llm"] = {"url": settings.llm.url, "model": model.name,
+                         "hash": settings.hash("llm")}  # fmt: skip
     key = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
     log = out / "answers.jsonl"
     done = _read_done(log, key)
