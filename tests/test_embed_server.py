@@ -34,12 +34,13 @@ MODEL_NAME = "openai:SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def start_server(*extra: str) -> LlamaServer:
-    """llama-cpp-python's server on the tiny GGUF with embeddings on, one thread, our key."""
+    """llama-cpp-python's server on the tiny GGUF with embeddings on, one thread, our key
+    (not started yet)."""
     from rag.models import resolve_model
 
     args = ["--embedding", "true", "--n_threads", "1", "--n_threads_batch", "1",
             "--verbose", "false", *extra]  # fmt: skip
-    return LlamaServer(resolve_model(preset="tiny"), api_key=KEY, extra_args=args).start()
+    return LlamaServer(resolve_model(preset="tiny"), api_key=KEY, extra_args=args)
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +133,7 @@ def test_fingerprint_changes_with_the_vectors_not_with_float_noise(server: Llama
 def test_a_server_that_changed_its_weights_is_refused(server: LlamaServer, built) -> None:
     path, _, _ = built
     # The same file and model id, but other weights in effect: the vectors change.
-    changed = start_server("--rope_freq_base", "1000")
+    changed = start_server("--rope_freq_base", "1000").start()
     try:
         assert OpenAIEmbedder(changed.url).info.name == MODEL_NAME
         with pytest.raises(IndexFormatError, match="fingerprint"):
@@ -180,7 +181,7 @@ def test_the_estimate_never_undercounts_the_server_tokenizer(server: LlamaServer
     estimate = EstimatedTokenCounter().count_many(sentences)
     under = [(s, r, e) for s, r, e in zip(sentences, real, estimate, strict=True) if e < r]
     assert under == []
-    assert sum(estimate) / sum(real) < 1.7  # conservative, not wildly so
+    assert sum(estimate) / sum(real) < 1.9  # conservative (with its 10 % margin), not wildly so
     long = " ".join(sentences[:40])
     spans = EstimatedTokenCounter().split_to_fit(long, 64)
     assert spans[0][0] == 0 and spans[-1][1] == len(long)
@@ -361,7 +362,7 @@ def test_estimate_cuts_long_words_and_keeps_every_character() -> None:
 
 @pytest.mark.llm
 def test_a_server_that_goes_down_stops_the_ingest_at_once(tmp_path: Path) -> None:
-    dying = start_server()
+    dying = start_server().start()
     emb = fast(dying.url, key=KEY)
     assert emb.info.dim == 576  # connected, then the server goes away
     dying.stop()

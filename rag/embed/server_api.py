@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from rag.errors import ServerError
 from rag.remote.messages import one_line, server_said
-from rag.remote.tokens import Tokenize, find_tokenizer
+from rag.remote.tokens import NO_ENDPOINT_STATUS, NoEndpoint, Tokenize, find_tokenizer
 from rag.remote.urls import api_root, host_root
 
 T = TypeVar("T")
@@ -68,7 +68,16 @@ class EmbeddingsAPI:
         return find_tokenizer(host_root(self.root), model, self._post)
 
     def _post(self, url: str, body: dict[str, Any]) -> Any:
-        request = lambda: self._client.post(url, body=body, cast_to=object)  # noqa: E731
+        import openai
+
+        def request() -> Any:
+            try:
+                return self._client.post(url, body=body, cast_to=object)
+            except openai.APIStatusError as exc:
+                if exc.status_code in NO_ENDPOINT_STATUS:
+                    raise NoEndpoint from None  # find_tokenizer tries the next path
+                raise
+
         return self._call("POST tokenize", url, request, "")
 
     def _call(self, what: str, url: str, request: Callable[[], T], hint_404: str) -> T:

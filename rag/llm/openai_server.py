@@ -44,8 +44,10 @@ from rag.llm.server_errors import (
 )
 from rag.remote.messages import server_said
 from rag.remote.tokens import (
+    NO_ENDPOINT_STATUS,
     EstimatedTokenCounter,
     LocalCounter,
+    NoEndpoint,
     ServerTokenCounter,
     find_tokenizer,
 )
@@ -255,11 +257,20 @@ class OpenAIChatModel:
         if choice not in ("auto", "server"):
             return LocalCounter(choice)
 
-        def post(url: str, body: dict[str, Any]) -> Any:
-            return self._client.post(url, body=body, cast_to=object,
-                                     options={"max_retries": 0})  # fmt: skip
+        import openai
 
-        found = find_tokenizer(self._root, model, post)
+        def post(url: str, body: dict[str, Any]) -> Any:
+            try:
+                return self._client.post(url, body=body, cast_to=object)
+            except openai.APIStatusError as e:
+                if e.status_code in NO_ENDPOINT_STATUS:
+                    raise NoEndpoint from None
+                raise
+
+        try:
+            found = find_tokenizer(self._root, model, post)
+        except Exception as e:
+            raise self._error(e) from None
         if found is not None:
             url, tokenize = found
             return ServerTokenCounter(tokenize, name=f"server ({url})")

@@ -33,7 +33,15 @@ ESTIMATE_NAME = "estimate (an overcount: see rag/remote/tokens.py)"
 # llama.cpp's llama-server and vLLM.
 TOKENIZE_PATHS = ("/extras/tokenize", "/tokenize")
 
+# What a server answers for an endpoint it does not have (or a body it does not take).
+NO_ENDPOINT_STATUS = frozenset({400, 404, 405, 422, 501})
+
 Tokenize = Callable[[str], list[int]]
+
+
+class NoEndpoint(Exception):
+    """The server says it has no such endpoint: `post` raises it for NO_ENDPOINT_STATUS."""
+
 Post = Callable[[str, dict[str, Any]], Any]  # POST a JSON body to a URL, return the JSON reply
 
 
@@ -41,7 +49,9 @@ def find_tokenizer(host: str, model: str, post: Post) -> tuple[str, Tokenize] | 
     """The URL of the server's tokenize endpoint and a function that tokenizes with it, or
     None if it has none.
 
-    `host` is the server's root (no /v1); `post` raises on any HTTP or connection error.
+    `host` is the server's root (no /v1); `post` raises NoEndpoint when the server answers
+    that it has no such endpoint. Any other error (the server is down) propagates: that is
+    not "no tokenizer", and falling back to the estimate would hide it.
     """
     for path in TOKENIZE_PATHS:
         url = host.rstrip("/") + path
@@ -60,7 +70,7 @@ def find_tokenizer(host: str, model: str, post: Post) -> tuple[str, Tokenize] | 
         try:
             if tokenize("hello world"):
                 return url, tokenize
-        except Exception:  # any failure means "not this endpoint"; the next one is tried
+        except (NoEndpoint, ValueError):  # not this endpoint: try the next
             continue
     return None
 
