@@ -160,12 +160,17 @@ def test_min_found_must_be_a_probability():
 
 def test_structured_answers_abstain_when_the_model_doubts_the_sources(index):
     settings = answer_settings(output="json", min_evidence=0.0, max_tokens=32, min_found=1.0)
+    # P(found) moves by a few per cent with what the KV cache already holds (a reused prefix
+    # is evaluated in other batches, through other kernels), so both asks start from an
+    # empty cache: what is compared is the threshold's effect alone
+    index.chat_model().reset()
     doubted = index.ask("How long does the K9 battery last?", settings=settings)
     assert doubted.found_p is not None and 0 <= doubted.found_p < 1
     assert doubted.abstained and doubted.abstain_reason == (
         "the model is not confident the sources answer it"
     )
     assert doubted.generation is None, "abstained before writing the answer"
+    index.chat_model().reset()
     trusted = index.ask("How long does the K9 battery last?",
                         settings=replace(settings, min_found=0.0))  # fmt: skip
     assert trusted.found_p == pytest.approx(doubted.found_p, rel=0.02), "threshold-independent"
