@@ -7,6 +7,7 @@ answer, or an answer its sources do not support all end in "not found in your do
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from collections.abc import Callable
@@ -225,7 +226,6 @@ class Asker:
         pieces: list[str] = []
         first_token_s = 0.0
         live = _AnswerField()
-        found = _FoundWatcher() if watch else None
         unsure = False
         stream = self.model.stream(messages, options)
         try:
@@ -234,8 +234,8 @@ class Asker:
                     first_token_s = time.perf_counter() - mark
                     event("answering", {})
                 pieces.append(piece)
-                if found is not None and result.found_p is None:
-                    result.found_p = found.read(stream.token_logprobs)
+                if watch and result.found_p is None:
+                    result.found_p = _found_from_logprobs(stream.token_logprobs)
                     if result.found_p is not None and result.found_p < cfg.min_found:
                         unsure = True  # stop generating: the answer would not be shown
                         break
@@ -388,27 +388,23 @@ def _found_probability(model: TokenProbabilities, messages: list[dict[str, str]]
     return round((yes + yes_bare) / total, 4) if total > 0 else 0.0
 
 
-class _FoundWatcher:
-    """Read P(found=true) off a streamed structured reply: at the token that writes the
-    `found` value, from the top alternatives the server sent for that position (the same
-    next-token distribution `_found_probability` reads in process)."""
+_FOUND_KEY = re.compile(r'"found"\s*:\s*$')
 
-    _KEY = re.compile(r'"found"\s*:\s*$')
 
-    def read(self, tokens: list[TokenLogprob]) -> float | None:
-        """P(found) once the value's token has arrived, else None."""
-        text = ""
-        for token in tokens:
-            if self._KEY.search(text) and token.token.strip():
-                return _p_true(token)
-            text += token.token
-        return None
+def _found_from_logprobs(tokens: list[TokenLogprob]) -> float | None:
+    """P(found=true) off a streamed structured reply, once the token that writes the `found`
+    value has arrived (else None): from the top alternatives the server sent for that
+    position, the same next-token distribution `_found_probability` reads in process."""
+    text = ""
+    for token in tokens:
+        if _FOUND_KEY.search(text) and token.token.strip():
+            return _p_true(token)
+        text += token.token
+    return None
 
 
 def _p_true(token: TokenLogprob) -> float:
     """P(true) / P(true or false) among the alternatives at the found token's position."""
-    import math
-
     yes = no = 0.0
     top = dict(token.top) or {token.token: token.logprob}
     for text, logprob in top.items():

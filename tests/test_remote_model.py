@@ -21,8 +21,8 @@ from rag.ask import (
     SIGNAL_NO_PROBABILITIES,
     SIGNAL_P_FOUND_LOGPROBS,
     _answer_schema,
+    _found_from_logprobs,
     _found_probability,
-    _FoundWatcher,
 )
 from rag.errors import ContextOverflowError, ServerError
 from rag.llm.base import GenerationOptions, capabilities_of, generate
@@ -121,7 +121,7 @@ def test_streams_the_same_greedy_text_and_token_counts_as_in_process(tiny_server
         # logits when the model writes '{"found":' as the in-process probe does
         stream = server_model.stream(messages, replace(options, top_logprobs=20))
         reply = "".join(stream)
-        p_server = _FoundWatcher().read(stream.token_logprobs)
+        p_server = _found_from_logprobs(stream.token_logprobs)
         p_local = _found_probability(local, messages)
         assert p_server is not None and 0.0 <= p_server <= 1.0
         if reply.startswith('{"found":'):

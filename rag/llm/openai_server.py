@@ -42,7 +42,7 @@ from rag.llm.server_errors import (
     request_error,
     timeout_error,
 )
-from rag.remote.messages import server_said
+from rag.remote.messages import one_line, server_said
 from rag.remote.tokens import (
     NO_ENDPOINT_STATUS,
     EstimatedTokenCounter,
@@ -364,14 +364,14 @@ class OpenAIChatModel:
         if options.stop:
             request["stop"] = list(options.stop)
         if options.response_format is not None:
-            caps = self.capabilities()
-            if not caps.json_schema or self._json_flavour is None:
+            flavour = self.json_flavour
+            if flavour is None:
                 raise ConfigError(
                     f"the model server at {self.url} does not take a JSON schema "
                     "(response_format); use answer.output = text"
                 )
             schema = options.response_format.get("schema") or {"type": "object"}
-            request["response_format"] = _response_format(self._json_flavour, schema)
+            request["response_format"] = _response_format(flavour, schema)
         if options.top_logprobs > 0 and self.capabilities().stream_logprobs:
             request["logprobs"] = True
             request["top_logprobs"] = min(options.top_logprobs, 20)
@@ -463,7 +463,7 @@ class OpenAIChatModel:
 
         if isinstance(exc, openai.APIError) and not isinstance(exc, openai.APIConnectionError):
             return broken_stream_error(self.url, produced, server_said(exc))
-        return broken_stream_error(self.url, produced, " ".join(str(exc).split())[:160])
+        return broken_stream_error(self.url, produced, one_line(str(exc)))
 
     def _diagnose(self, messages: Sequence[Message]) -> RagError:
         """A stream that ended before its first token: ask once more without streaming, so
