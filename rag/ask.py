@@ -99,6 +99,8 @@ class Answer:
     model: str = ""  # the model that answered (a file name or the server's model id)
     generation: Generation | None = None  # the model's own statistics (None: it never ran)
     retrieval_timings: dict[str, float] = field(default_factory=dict)
+    rewritten_question: str | None = None  # a follow-up made standalone from the chat history
+    cached: bool = False  # served from the answer cache (`rag serve`), not generated again
 
     def to_dict(self) -> dict:
         """The `rag ask --json` shape."""
@@ -130,6 +132,8 @@ class Answer:
             "token_count": self.token_count,
             "model": self.model,
             "retrieval_timings": self.retrieval_timings,
+            "rewritten_question": self.rewritten_question,
+            "cached": self.cached,
         }
 
 

@@ -54,9 +54,10 @@ MODEL_ENV = "RAG_MODEL"  # older alias of RAG_GENERATION_MODEL, which wins over 
 # RAG_* variables that are not settings (or are handled above); never errors.
 LLM_API_KEY_ENV = "RAG_LLM_API_KEY"  # secrets are read from the environment only, never a file
 EMBED_API_KEY_ENV = "RAG_EMBED_API_KEY"
+SERVE_API_KEY_ENV = "RAG_SERVE_API_KEY"
 RESERVED_ENV = frozenset({
     "RAG_HOME", MODEL_ENV, "RAG_CACHE_DIR", "RAG_MODELS", PRESET_ENV, LLM_API_KEY_ENV,
-    EMBED_API_KEY_ENV,
+    EMBED_API_KEY_ENV, SERVE_API_KEY_ENV,
 })  # fmt: skip
 # The BM25 variants bm25s knows; kept equal to rag.bm25.METHODS (a test checks).
 BM25_METHODS = ("robertson", "lucene", "atire", "bm25l", "bm25+")
@@ -65,6 +66,8 @@ _PRESET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _UNHASHED = frozenset({
     "ingest.flush_chunks", "generation.n_threads", "llm.timeout", "llm.connect_timeout",
     "llm.max_retries", "ingest.embedder_timeout", "ingest.embedder_max_retries",
+    "serve.host", "serve.port", "serve.queue", "serve.max_body_mb", "serve.cors_origins",
+    "serve.cache", "serve.cache_threshold", "serve.cache_entries",
 })  # fmt: skip
 
 
@@ -437,11 +440,45 @@ class ProbeSettings(_Section):
         self._between("tolerance", 0.0, 1.0)
 
 
+@dataclass(frozen=True)
+class ServeSettings(_Section):
+    """`rag serve`: where it listens and how much it takes on.
+
+    `host` other than 127.0.0.1 / localhost / ::1 needs an API key (`--api-key` or the
+    RAG_SERVE_API_KEY environment variable, never a file). `queue`: questions that may wait
+    for the model while one is answered; past it a request gets 429. `max_body_mb` bounds a
+    request body (an upload's files together). `cors_origins`: browser origins allowed to
+    call the API from other pages (comma-separated; "" allows none). `cache`: repeated or
+    near-identical questions (embedding cosine >= `cache_threshold`, same settings, same
+    index generation) get the stored answer; `cache_entries` answers are kept.
+    """
+
+    section: ClassVar[str] = "serve"
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    queue: int = 8
+    max_body_mb: float = 100.0
+    cors_origins: str = ""
+    cache: bool = True
+    cache_threshold: float = 0.95
+    cache_entries: int = 1000
+
+    def _validate(self) -> None:
+        self._not_empty("host")
+        self._between("port", 0, 65535)
+        self._between("queue", 0, 10_000)
+        if self.max_body_mb <= 0:
+            raise _fail("serve.max_body_mb", self.max_body_mb, "must be positive (MB)")
+        self._between("cache_threshold", 0.0, 1.0)
+        self._at_least("cache_entries", 1)
+
+
 SECTIONS: dict[str, type[_Section]] = {
     cls.section: cls
     for cls in (
         IngestSettings, ChunkSettings, RetrievalSettings, BM25Settings,
-        GenerationSettings, LlmSettings, AnswerSettings, ProbeSettings,
+        GenerationSettings, LlmSettings, AnswerSettings, ProbeSettings, ServeSettings,
     )
 }  # fmt: skip
 
@@ -459,6 +496,7 @@ class Settings:
     llm: LlmSettings = field(default_factory=LlmSettings)
     answer: AnswerSettings = field(default_factory=AnswerSettings)
     probe: ProbeSettings = field(default_factory=ProbeSettings)
+    serve: ServeSettings = field(default_factory=ServeSettings)
 
     def __post_init__(self) -> None:
         for name, cls in SECTIONS.items():

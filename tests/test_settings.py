@@ -366,7 +366,7 @@ def test_to_dict_round_trips():
     s = Settings().replace(**{"retrieval.dense_index": "hnsw", "chunk.max_tokens": 200})
     data = s.to_dict()
     assert list(data) == [
-        "ingest", "chunk", "retrieval", "bm25", "generation", "llm", "answer", "probe"
+        "ingest", "chunk", "retrieval", "bm25", "generation", "llm", "answer", "probe", "serve"
     ]  # fmt: skip
     assert data["retrieval"]["dense_index"] == "hnsw"
     assert Settings.from_dict(json.loads(json.dumps(data))) == s
