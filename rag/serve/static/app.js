@@ -211,7 +211,7 @@ function addTurn(question) {
   const body = h("div", { class: "answer-text streaming" });
   const meta = h("div", { class: "meta" });
   const answer = h("div", { class: "a" }, stage, body, meta);
-  const li = h("li", { class: "turn", "data-state": "streaming" },
+  const li = h("li", { class: "turn", "data-state": "streaming", "aria-busy": "true" },
     h("div", { class: "q" }, h("p", { text: question })), answer);
   $("turns").append(li);
   li.scrollIntoView({ block: "end", behavior: "smooth" });
@@ -264,6 +264,7 @@ async function ask(question) {
     if (err.name === "AbortError") renderStopped(turn);
     else renderError(turn, err);
   } finally {
+    turn.li.setAttribute("aria-busy", "false");
     if (state.controller === controller) state.controller = null;
     setBusy(false);
   }
@@ -304,11 +305,9 @@ function renderAnswer(turn, final) {
       if (part.trim()) segment = part;
       continue;
     }
-    for (const n of part.match(/\d+/g).map(Number)) {
-      const source = sources.get(n);
-      const sentence = sentenceFor(segment, n, sentences);
-      body.append(" ", chip(n, source, sentence));
-    }
+    const numbers = part.match(/\d+/g).map(Number);
+    body.append(" ", h("span", { class: "chips" },
+      numbers.map((n) => chip(n, sources.get(n), sentenceFor(segment, n, sentences)))));
   }
   const cited = [...new Set(sentences.flatMap((s) => s.citations || []))]
     .map((n) => sources.get(n)).filter(Boolean);
