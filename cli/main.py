@@ -539,9 +539,16 @@ def _register_models() -> None:
     app.add_typer(models_app, name="models", help=MODELS_HELP)
 
 
+def _register_serve() -> None:
+    from rag_cli.serve_cmd import SERVE_EPILOG, serve
+
+    app.command(epilog=SERVE_EPILOG)(serve)
+
+
 _register_eval()
 _register_config()
 _register_models()
+_register_serve()
 
 
 def main() -> None:

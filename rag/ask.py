@@ -29,7 +29,7 @@ from rag.prompts import NOT_FOUND_MARKER, PromptTemplate, format_source, load_pr
 from rag.settings import AnswerSettings
 
 if TYPE_CHECKING:
-    from rag.retrieve import Hit, Retriever
+    from rag.retrieve import Filters, Hit, Retriever
 
 NOT_FOUND = "Not found in your documents."
 # Which abstention signal an answer's "found" decision rested on (Answer.abstention_signal).
@@ -162,10 +162,12 @@ class Asker:
         on_token: Callable[[str], None] | None = None,
         on_event: Events | None = None,
         settings: AnswerSettings | None = None,
+        filters: Filters | None = None,
     ) -> Answer:
-        """Answer `question`; stream tokens to `on_token`; report stages to `on_event`."""
+        """Answer `question` from the passages `filters` allows (default: all); stream tokens
+        to `on_token`; report stages to `on_event`."""
         started = time.perf_counter()
-        answer = self._ask(question, on_token, on_event, settings or self.settings)
+        answer = self._ask(question, on_token, on_event, settings or self.settings, filters)
         answer.usage.total_s = round(time.perf_counter() - started, 4)
         return answer
 
@@ -175,12 +177,14 @@ class Asker:
         on_token: Callable[[str], None] | None,
         on_event: Events | None,
         cfg: AnswerSettings,
+        filters: Filters | None = None,
     ) -> Answer:
         event = on_event or (lambda name, data: None)
         stages: dict[str, float] = {}
         started = time.perf_counter()
         event("retrieving", {})
-        retrieval = self.retriever.retrieve(question, k=cfg.candidates, mode="hybrid")
+        retrieval = self.retriever.retrieve(question, k=cfg.candidates, mode="hybrid",
+                                            filters=filters)  # fmt: skip
         hits = retrieval.hits
         stages["retrieve"] = time.perf_counter() - started
         evidence = round(max((h.stages.dense_score or 0.0 for h in hits), default=0.0), 4)

@@ -208,13 +208,17 @@ class Index:
         question: str,
         *,
         settings: AnswerSettings | None = None,
+        history: Sequence[tuple[str, str]] = (),
+        filters: Filters | None = None,
         on_token: Callable[[str], None] | None = None,
         on_event: Callable[[str, dict], None] | None = None,
     ) -> Answer:
         """Answer a question from the indexed documents, with verified citations.
 
-        `settings` replaces the answer settings for this question only. Safe to call from
-        several threads: each gets its own answer (the local model answers one at a time).
+        `settings` replaces the answer settings for this question only. `history`, earlier
+        (role, text) turns of a conversation ("user" / "assistant"), makes a follow-up
+        standalone before retrieval (`answer.rewritten_question`). Safe to call from several
+        threads: each gets its own answer (the local model answers one at a time).
 
         >>> answer = Index().ask("How long is the warranty?")  # doctest: +SKIP
         >>> answer.answer, [s.path for s in answer.sources]  # doctest: +SKIP
@@ -222,7 +226,23 @@ class Index:
         if not question.strip():
             raise ConfigError("the question is empty")
         asker = self.pipeline.asker()
-        return asker.ask(question, on_token=on_token, on_event=on_event, settings=settings)
+        standalone, rewrite_s = question, 0.0
+        if history:
+            from rag.rewrite import standalone_question
+
+            if on_event:
+                on_event("rewriting", {"turns": len(history)})
+            started = time.perf_counter()
+            standalone = standalone_question(asker.model, history, question)
+            rewrite_s = time.perf_counter() - started
+        answer = asker.ask(standalone, on_token=on_token, on_event=on_event, settings=settings,
+                           filters=filters)  # fmt: skip
+        if history:
+            answer.question, answer.rewritten_question = question, standalone
+            answer.usage.stages_s["rewrite"] = rewrite_s
+            answer.usage.total_s = round(answer.usage.total_s + rewrite_s, 4)
+            answer.usage.ttft_s = round(answer.usage.ttft_s + rewrite_s, 4)
+        return answer
 
     def status(self) -> StoreStats:
         """Count documents and chunks, name the embedder, and measure the size on disk."""

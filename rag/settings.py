@@ -460,7 +460,7 @@ class ServeSettings(_Section):
     queue: int = 8
     max_body_mb: float = 100.0
     cors_origins: str = ""
-    cache: bool = True
+    cache: bool = False
     cache_threshold: float = 0.95
     cache_entries: int = 1000
 

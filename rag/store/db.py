@@ -107,6 +107,19 @@ class StoredChunk:
 
 
 @dataclass(frozen=True)
+class DocumentRow:
+    """A document as listed to a user: its id, where it came from, and its size in chunks."""
+
+    id: int
+    path: str
+    kind: str
+    pages: int | None
+    size: int
+    chunks: int
+    indexed_at: float
+
+
+@dataclass(frozen=True)
 class StoreStats:
     """What `rag status` prints."""
 
@@ -495,6 +508,16 @@ class Store:
             sql, args = sql + " WHERE d.key = ?", (key,)
         for row in self.db.execute(sql + " ORDER BY d.key, c.ord", args).fetchall():
             yield StoredChunk(*row)
+
+    def documents(self, document_id: int | None = None) -> list[DocumentRow]:
+        """Every document (or the one with `document_id`), by path, with its chunk count."""
+        sql = ("SELECT d.id, d.key, d.kind, d.pages, d.size, COUNT(c.id), d.indexed_at"
+               " FROM documents d LEFT JOIN chunks c ON c.doc_id = d.id")  # fmt: skip
+        args: tuple = ()
+        if document_id is not None:
+            sql, args = sql + " WHERE d.id = ?", (document_id,)
+        rows = self.db.execute(sql + " GROUP BY d.id ORDER BY d.key", args).fetchall()
+        return [DocumentRow(*row) for row in rows]
 
     def documents_indexed_since(self, when: float) -> int:
         """Count documents written (added or re-indexed) after the Unix time `when`."""
