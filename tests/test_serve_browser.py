@@ -5,9 +5,9 @@ Drives Debian's /usr/bin/chromium with /usr/bin/chromedriver through selenium; s
 either is missing (failed instead when $CI is set). One real `rag serve` (tiny preset, an empty
 index in a temp dir, 127.0.0.1 on a free port) serves the module and is stopped at the end.
 
-The screenshot goes to the test's temp dir, or to $RAG_SERVE_SCREENSHOT. The committed
+The screenshot goes to the test's temp dir, or to $SERVE_PAGE_SCREENSHOT. The committed
 evals/results/serve-page.png was made by hand with the default preset:
-    RAG_SERVE_PRESET=default RAG_SERVE_SCREENSHOT=evals/results/serve-page.png \
+    SERVE_PAGE_PRESET=default SERVE_PAGE_SCREENSHOT=evals/results/serve-page.png \
         .venv/bin/python -m pytest -q tests/test_serve_browser.py -k asks
 """
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -98,7 +99,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, tiny_model_path: Path) -> I
     port = free_port()
     paths = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     env = {**os.environ, "RAG_HOME": str(work / "home"), "HF_HUB_OFFLINE": "1", "PYTHONPATH": paths}
-    preset = os.environ.get("RAG_SERVE_PRESET", "tiny")
+    preset = os.environ.get("SERVE_PAGE_PRESET", "tiny")
     command = [sys.executable, "-m", "rag_cli", "serve", "--index", str(index),
                "--preset", preset, "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
     with log.open("wb") as out:
@@ -241,15 +242,54 @@ def test_page_uploads_files_and_shows_progress_and_report(
     assert not js_errors(browser)
 
 
+def open_a_source(browser: Any, turn: Any) -> None:
+    """Open the turn's first source chip (an answer) or nearest passage (not found), and check
+    the panel shows a demo file's passage."""
+    from selenium.webdriver.common.by import By
+
+    if turn.get_attribute("data-state") == "answered":
+        chips = turn.find_elements(By.CSS_SELECTOR, ".answer-text .chip:not(.missing)")
+        assert chips, f"an answer without a source chip: {turn.text!r}"
+        chips[0].click()
+        assert browser.find_element(By.ID, "source-cited").is_displayed()
+        opened = chips[0]
+    else:
+        assert turn.find_element(By.CSS_SELECTOR, ".nf-title").text == "Not found in your documents"
+        nearest = turn.find_elements(By.CSS_SELECTOR, ".nearest .passage-link")
+        assert nearest, f"not found, with no nearest passages: {turn.text!r}"
+        nearest[0].click()
+        opened = nearest[0]
+    assert "active" in opened.get_attribute("class").split()
+    assert browser.find_element(By.ID, "source-panel").is_displayed()
+    where = browser.find_element(By.ID, "source-where").text
+    assert any(name in where for name in UPLOADED), where
+    text = browser.find_element(By.ID, "source-text").text
+    assert len(text) > 20, text
+    for mark in browser.find_elements(By.CSS_SELECTOR, "#source-text mark"):
+        assert mark.text and mark.text in text
+
+
+def shown_answer(browser: Any, n: int) -> str:
+    """The answer text turn n shows, without its source chips."""
+    return browser.execute_script(
+        "const el = document.querySelector(`.turn:nth-child(${arguments[0]}) .answer-text`)"
+        ".cloneNode(true); el.querySelectorAll('.chips').forEach((c) => c.remove());"
+        "return el.textContent;",
+        n,
+    )
+
+
 def test_page_asks_streams_opens_a_source_and_follows_up(
     browser: Any, server: Served, tmp_path: Path
 ) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
     upload_demo(server)
     wait = open_page(browser, server)
     box = browser.find_element(By.ID, "question")
+    panel = browser.find_element(By.ID, "source-panel")
 
     def ask(question: str, turns: int) -> Any:
         box.send_keys(question, Keys.ENTER)  # Enter sends
@@ -262,51 +302,39 @@ def test_page_asks_streams_opens_a_source_and_follows_up(
         return turn
 
     turn = ask(QUESTION, 1)
+    first = turn.get_attribute("data-state")
     seen = browser.execute_script("return window.seen")
     assert "Searching your documents…" in seen["stages"], seen["stages"]
     assert seen["chats"][0]["stream"] is True
     assert seen["chats"][0]["messages"] == [{"role": "user", "content": QUESTION}]
-
-    panel = browser.find_element(By.ID, "source-panel")
-    assert not panel.is_displayed()
-    if turn.get_attribute("data-state") == "answered":
+    if first == "answered":
         assert any(s.startswith("Reading") for s in seen["stages"]), seen["stages"]
         assert seen["streamed"] > 0, "no answer text streamed in before the final answer"
-        chips = turn.find_elements(By.CSS_SELECTOR, ".answer-text .chip:not(.missing)")
-        assert chips, f"an answer without a source chip: {turn.text!r}"
-        chips[0].click()
-        assert browser.find_element(By.ID, "source-cited").is_displayed()
-        assert chips[0].get_attribute("class").endswith("active")
-    else:
-        assert turn.find_element(By.CSS_SELECTOR, ".nf-title").text == "Not found in your documents"
-        nearest = turn.find_elements(By.CSS_SELECTOR, ".nearest .passage-link")
-        assert nearest, f"not found, with no nearest passages: {turn.text!r}"
-        nearest[0].click()
-    assert panel.is_displayed()
-    where = browser.find_element(By.ID, "source-where").text
-    assert any(name in where for name in UPLOADED), where
-    text = browser.find_element(By.ID, "source-text").text
-    assert len(text) > 20
-    for mark in browser.find_elements(By.CSS_SELECTOR, "#source-text mark"):
-        assert mark.text and mark.text in text
+    assert not panel.is_displayed()
+    open_a_source(browser, turn)
     browser.find_element(By.ID, "source-close").click()
     assert not panel.is_displayed()
 
-    first_answer = browser.execute_script(
-        "return document.querySelector('.turn:nth-child(1) .answer-text').textContent"
-    )
-    ask(FOLLOW_UP, 2)
-    chats = browser.execute_script("return window.seen.chats")
-    sent = chats[1]["messages"]
+    # the follow-up sends the conversation: the question, the verified answer shown, the new one
+    turn = ask(FOLLOW_UP, 2)
+    sent = browser.execute_script("return window.seen.chats")[1]["messages"]
     assert [m["role"] for m in sent] == ["user", "assistant", "user"], sent
     assert sent[0]["content"] == QUESTION and sent[2]["content"] == FOLLOW_UP
-    assert sent[1]["content"].split("[")[0].strip()[:20] in first_answer
+    if first == "answered":
+        verified = re.sub(r"\s*\[\d+(?:\s*[,;]\s*\d+)*\]", "", sent[1]["content"])
+        assert verified.split() == shown_answer(browser, 1).split(), sent[1]
+    else:
+        assert sent[1]["content"] == "Not found in your documents."
+    open_a_source(browser, turn)
+
+    ActionChains(browser).move_to_element(box).perform()  # no hover left over anything
     time.sleep(0.5)  # let the scroll settle
-    shot = Path(os.environ.get("RAG_SERVE_SCREENSHOT") or tmp_path / "serve-page.png")
+    shot = Path(os.environ.get("SERVE_PAGE_SCREENSHOT") or tmp_path / "serve-page.png")
     shot.parent.mkdir(parents=True, exist_ok=True)
     assert browser.save_screenshot(str(shot)), shot
 
     browser.find_element(By.ID, "new-chat").click()
     assert not browser.find_elements(By.CSS_SELECTOR, ".turn")
+    assert not panel.is_displayed()
     assert browser.find_element(By.ID, "empty").is_displayed()
     assert not js_errors(browser)

@@ -444,7 +444,8 @@ function openSource(source, { sentence = null, query = null, opener = null } = {
   const matchOn = sentence ? sentence.text : query;
   const span = matchOn ? bestSpan(text, matchOn) : null;
 
-  $("source-title").textContent = `Source ${source.n ?? ""}`.trim();
+  $("source-title").textContent = sentence || !query ? `Source ${source.n ?? ""}`.trim()
+    : "A close passage";
   const facts = [source.path];
   if (source.page) facts.push(`page ${source.page}`);
   if (Number.isFinite(source.start) && Number.isFinite(source.end)) {
@@ -568,14 +569,16 @@ function wire() {
   const input = $("question");
   form.addEventListener("submit", (e) => {
     e.preventDefault();
-    if (state.busy) {
-      state.controller?.abort();
-      return;
-    }
+    if (state.busy) return;
     const question = input.value.trim();
     if (!question) return;
     input.value = "";
     ask(question).then(() => input.focus());
+  });
+  $("send").addEventListener("click", (e) => {
+    if (!state.busy) return; // a submit: ask
+    e.preventDefault(); // "Stop": no form submission, whatever the textarea holds
+    state.controller?.abort();
   });
   input.addEventListener("keydown", (e) => {
     if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
