@@ -44,6 +44,8 @@ FOLLOW_UP = "How often should its anemometer bearings be replaced?"
 START_S = 240  # loading the embedder and the model on a busy machine
 ANSWER_S = 240
 INGEST_S = 300
+API_KEY = "page-test-key"  # the server wants one, so the page's key field is tested too
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
 BROWSER_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                 "--window-size=1280,860", "--lang=en-GB"]  # fmt: skip
 
@@ -71,7 +73,8 @@ class Served:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
     def get(self, path: str) -> Any:
-        with urllib.request.urlopen(self.base + path, timeout=10) as res:
+        request = urllib.request.Request(self.base + path, headers=AUTH)
+        with urllib.request.urlopen(request, timeout=10) as res:
             return json.load(res)
 
 
@@ -101,7 +104,8 @@ def server(tmp_path_factory: pytest.TempPathFactory, tiny_model_path: Path) -> I
     env = {**os.environ, "RAG_HOME": str(work / "home"), "HF_HUB_OFFLINE": "1", "PYTHONPATH": paths}
     preset = os.environ.get("SERVE_PAGE_PRESET", "tiny")
     command = [sys.executable, "-m", "rag_cli", "serve", "--index", str(index),
-               "--preset", preset, "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
+               "--preset", preset, "--host", "127.0.0.1", "--port", str(port),
+               "--api-key", API_KEY]  # fmt: skip
     with log.open("wb") as out:
         proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
@@ -166,11 +170,17 @@ new MutationObserver((records) => {
 
 
 def open_page(browser: Any, server: Served) -> Any:
+    """Load the page; give it the API key if it asks (it keeps it in localStorage)."""
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
 
     browser.get(server.base + "/")
-    WebDriverWait(browser, 20).until(lambda d: "documents" in d.find_element(By.ID, "status").text)
+    status = browser.find_element(By.ID, "status")
+    WebDriverWait(browser, 20).until(lambda d: status.text not in ("", "Connecting…"))
+    if status.text == "API key needed":
+        browser.find_element(By.ID, "api-key").send_keys(API_KEY, Keys.ENTER)
+    WebDriverWait(browser, 20).until(lambda d: "documents" in status.text)
     browser.execute_script(WATCH)
     return WebDriverWait
 
@@ -193,7 +203,7 @@ def upload_demo(server: Served) -> None:
     body += f"--{boundary}--\r\n".encode()
     request = urllib.request.Request(
         server.base + "/ingest", data=body, method="POST",
-        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}", **AUTH},
     )  # fmt: skip
     with urllib.request.urlopen(request, timeout=30) as res:
         job = json.load(res)
@@ -202,6 +212,33 @@ def upload_demo(server: Served) -> None:
         time.sleep(0.5)
         job = server.get(f"/jobs/{job['id']}")
     assert job["state"] == "done", job
+
+
+def test_page_asks_for_the_api_key_and_keeps_it(browser: Any, server: Served) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(server.base + "/")
+    browser.execute_script("localStorage.clear()")
+    browser.refresh()
+    status = browser.find_element(By.ID, "status")
+    form, field = browser.find_element(By.ID, "key-form"), browser.find_element(By.ID, "api-key")
+    WebDriverWait(browser, 20).until(lambda d: form.is_displayed())
+    assert status.text == "API key needed"
+    assert browser.switch_to.active_element == field
+
+    field.send_keys("a-wrong-key", Keys.ENTER)  # refused again: the field comes back
+    WebDriverWait(browser, 20).until(lambda d: form.is_displayed())
+    assert "wrong API key" in status.get_attribute("title")
+
+    field.send_keys(API_KEY, Keys.ENTER)
+    WebDriverWait(browser, 20).until(lambda d: "documents" in status.text)
+    assert not form.is_displayed()
+    browser.refresh()  # kept for the next visit
+    status = browser.find_element(By.ID, "status")
+    WebDriverWait(browser, 20).until(lambda d: "documents" in status.text)
+    assert not browser.find_element(By.ID, "key-form").is_displayed()
 
 
 def test_page_uploads_files_and_shows_progress_and_report(
@@ -332,6 +369,16 @@ def test_page_asks_streams_opens_a_source_and_follows_up(
     shot = Path(os.environ.get("SERVE_PAGE_SCREENSHOT") or tmp_path / "serve-page.png")
     shot.parent.mkdir(parents=True, exist_ok=True)
     assert browser.save_screenshot(str(shot)), shot
+
+    # Stop: the third question is abandoned while it is being answered
+    box.send_keys("What does error code E07 mean?", Keys.ENTER)
+    send = browser.find_element(By.ID, "send")
+    wait(browser, 20).until(lambda d: send.text == "Stop")
+    send.click()
+    third = browser.find_element(By.CSS_SELECTOR, ".turn:nth-child(3)")
+    wait(browser, 20).until(lambda d: third.get_attribute("data-state") == "stopped")
+    assert send.text == "Ask"
+    assert "not kept" in third.find_element(By.CSS_SELECTOR, ".stage").text
 
     browser.find_element(By.ID, "new-chat").click()
     assert not browser.find_elements(By.CSS_SELECTOR, ".turn")
