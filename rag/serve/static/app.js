@@ -184,7 +184,8 @@ async function refreshDocuments() {
 }
 
 async function removeDocument(doc) {
-  if (!confirm(`Remove ${doc.path} from the index? The file itself is not touched.`)) return;
+  const note = "A file that was uploaded through this page is deleted too.";
+  if (!confirm(`Remove ${doc.path} from the index? ${note}`)) return;
   try {
     await request(`documents/${encodeURIComponent(doc.id)}`, { method: "DELETE" });
   } catch (err) {
