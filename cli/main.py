@@ -304,7 +304,11 @@ def chat(
     sets: SetOption = None,
     debug: DebugOption = False,
 ) -> None:
-    """Ask one question after another with the model kept loaded (Ctrl-D to quit)."""
+    """Ask one question after another with the model kept loaded (Ctrl-D to quit).
+
+    A follow-up ("and the K3?") is rewritten into a standalone question from the earlier
+    turns before it is searched; the rewritten question is shown.
+    """
     from rag.index import Index
 
     def work() -> int:
@@ -313,6 +317,7 @@ def chat(
             "llm.model": llm_model,
         }, sets)  # fmt: skip
         idx = Index(index, settings=loaded.settings)
+        history: list[tuple[str, str]] = []
         try:
             while True:
                 try:
@@ -322,20 +327,27 @@ def chat(
                     return 0
                 if not question:
                     continue
-                _print_answer(_answer(idx, question, stream=True), quotes)
+                answer = _answer(idx, question, stream=True, history=history)
+                if answer.rewritten_question and answer.rewritten_question != question:
+                    err.print(f"(searched for: {answer.rewritten_question})", highlight=False,
+                              markup=False)  # fmt: skip
+                _print_answer(answer, quotes)
+                history += [("user", question), ("assistant", answer.answer)]
         finally:
             idx.close()
 
     raise typer.Exit(run_command(work, debug))
 
 
-def _answer(idx, question: str, stream: bool):  # type: ignore[no-untyped-def]
+def _answer(idx, question: str, stream: bool, history=()):  # type: ignore[no-untyped-def]
     """Run Index.ask with a status line while retrieving and reading, then stream tokens."""
     status = err.status("retrieving passages…", spinner="dots")
     streamed: list[str] = []
 
     def on_event(name: str, data: dict) -> None:
-        if name == "reading":
+        if name == "rewriting":
+            status.update("making the follow-up standalone…")
+        elif name == "reading":
             status.update(f"reading {data['sources']} sources ({data['tokens']} tokens)…")
         elif name == "answering":
             status.stop()
@@ -348,7 +360,7 @@ def _answer(idx, question: str, stream: bool):  # type: ignore[no-untyped-def]
     if err.is_terminal:
         status.start()
     try:
-        answer = idx.ask(question, on_token=on_token, on_event=on_event)
+        answer = idx.ask(question, on_token=on_token, on_event=on_event, history=history)
     finally:
         status.stop()
     if stream and streamed:

@@ -61,9 +61,15 @@ def serve(
     from rag.serve.security import is_loopback
 
     def work() -> int:
-        import uvicorn
+        try:
+            import uvicorn
 
-        from rag.serve import RagService, create_app
+            from rag.serve import RagService, create_app
+        except ModuleNotFoundError as exc:
+            raise ConfigError(
+                f"rag serve needs the serve extra ({exc.name} is not installed): "
+                "pip install -e '.[serve]'"
+            ) from None
 
         loaded = load_cli_settings(preset, config, {
             "serve.host": host, "serve.port": port, "generation.model": model,

@@ -406,3 +406,33 @@ def test_metrics_and_one_log_line_per_request(live, caplog):
     assert "rag_queue_depth" in text and "rag_request_seconds_bucket" in text
     status = get_json(f"{url}/status")
     assert status["documents"] >= 2 and status["queue"]["concurrency"] == 1
+
+
+class SlowBatches:
+    """The real embedder, slowed down for batches (ingest) but not for one query."""
+
+    def __init__(self, embedder, seconds: float) -> None:
+        self._embedder, self.seconds = embedder, seconds
+        self.info, self.counter = embedder.info, embedder.counter
+
+    def encode(self, texts):  # type: ignore[no-untyped-def]
+        if len(texts) > 1:
+            time.sleep(self.seconds)
+        return self._embedder.encode(texts)
+
+
+def test_questions_are_answered_from_the_old_index_while_an_ingest_runs(tmp_path, embedder):
+    service = make_service(tmp_path, SlowBatches(embedder, 3.0), scripted())
+    with running(create_app(service)) as url:
+        text = " ".join(f"The Osprey O3 anemometer note {i} says gusts matter." for i in range(80))
+        files = [("files", ("osprey.txt", text.encode(), "text/plain"))]
+        job_id = httpx.post(f"{url}/ingest", files=files, timeout=30).json()["id"]
+        time.sleep(0.5)
+        assert get_json(f"{url}/jobs/{job_id}")["state"] == "running"
+        reply = chat(url, "How long is the Kestrel K2 warranty?").json()
+        assert reply["choices"][0]["message"]["content"] == SHOWN
+        assert get_json(f"{url}/jobs/{job_id}")["state"] == "running"  # answered meanwhile
+        assert wait_job(url, job_id)["state"] == "done"
+        hits = httpx.post(f"{url}/search", json={"query": "Osprey anemometer gusts"},
+                          timeout=30).json()["hits"]  # fmt: skip
+        assert hits[0]["path"].endswith("osprey.txt")  # the new generation, once it is done
