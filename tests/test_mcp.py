@@ -37,10 +37,12 @@ from tests.scripted_model import ScriptedChatModel  # noqa: E402
 
 DEMO_FILES = {str(p.resolve()) for p in DEMO.iterdir()}
 TIMEOUT = 240  # seconds for one whole conversation
-# Retrieval finds nothing close to this, so `ask` abstains before the model runs (fast); the
-# HTTP test asks a question the corpus does answer, through the tiny model.
+# Retrieval finds nothing close to this, so `ask` abstains before the (tiny, loaded) model
+# generates: fast and certain. The tiny model cannot be relied on to write a supported answer,
+# so the answered branch is pinned with a scripted model (the last test).
 OFF_TOPIC = "What is the capital of Mongolia?"
 ON_TOPIC = "How long is the warranty?"
+SOURCE_KEYS = {"n", "path", "page", "start", "end", "text", "score"}
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +85,7 @@ def test_stdio_cli_lists_tools_searches_asks_and_survives_an_empty_query(
                 await _check_search(c)
                 await _check_empty_query(c)
                 await _check_search(c)  # still serving after the error
-                await _check_ask(c, OFF_TOPIC)
+                await _check_abstention(c)
 
     log = tmp_path / "stderr.txt"
     try:
@@ -125,10 +127,12 @@ def test_http_route_in_fastapi_serves_both_tools_at_exactly_slash_mcp(demo_index
             time.sleep(0.05)
 
         # POST /mcp is answered in place: no redirect to /mcp/ for clients that would not follow.
-        status, body = _post(port, "/mcp", _INITIALIZE)
+        status, body = _http(port, "POST", "/mcp", _INITIALIZE)
         assert status == 200 and json.loads(body)["result"]["serverInfo"]["name"] == "rag"
-        assert _post(port, "/mcp", _INITIALIZE, host="evil.example")[0] == 421  # DNS rebinding
-        assert _post(port, "/elsewhere", _INITIALIZE)[0] == 404  # the MCP app is not a catch-all
+        assert _http(port, "POST", "/mcp", _INITIALIZE, host="evil.example")[0] == 421  # rebinding
+        assert _http(port, "POST", "/elsewhere", _INITIALIZE)[0] == 404  # not a catch-all
+        # No GET stream: the SDK would hold it open forever and uvicorn could not shut down.
+        assert _http(port, "GET", "/mcp")[0] == 405
 
         url = f"http://127.0.0.1:{port}/mcp"
 
@@ -138,7 +142,7 @@ def test_http_route_in_fastapi_serves_both_tools_at_exactly_slash_mcp(demo_index
                     await _check_tools(c)
                     await _check_search(c)
                     await _check_empty_query(c)
-                    await _check_ask(c, ON_TOPIC)
+                    await _check_abstention(c)
                 async with Client(url, mode="legacy") as c:  # initialize handshake, stateless
                     await _check_tools(c)
                     await _check_search(c)
@@ -195,6 +199,7 @@ def test_ask_answers_with_sources_and_strict_drops_the_unsupported_sentence(
     n = out["sentences"][0]["citations"][0]
     assert out["answer"] == f"{SUPPORTED} [{n}]"
     assert [s["text"] for s in out["sentences"]] == [SUPPORTED]
+    assert all(set(s) == SOURCE_KEYS for s in out["sources"])
     cited = next(s for s in out["sources"] if s["n"] == n)
     assert cited["path"] == str((DEMO / "product-page.html").resolve())
     assert "2-year warranty" in cited["text"]
@@ -220,13 +225,15 @@ _INITIALIZE = json.dumps(
 )
 
 
-def _post(port: int, path: str, body: str, host: str | None = None) -> tuple[int, bytes]:
+def _http(
+    port: int, method: str, path: str, body: str | None = None, host: str | None = None
+) -> tuple[int, bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
     if host:
         headers["Host"] = host
     try:
-        conn.request("POST", path, body=body, headers=headers)
+        conn.request(method, path, body=body, headers=headers)
         response = conn.getresponse()
         return response.status, response.read()
     finally:
@@ -265,21 +272,16 @@ async def _check_empty_query(c: Client) -> None:
     assert "the query is empty" in result.content[0].text  # type: ignore[union-attr]
 
 
-async def _check_ask(c: Client, question: str) -> None:
-    result = await c.call_tool("ask", {"question": question})
+async def _check_abstention(c: Client) -> None:
+    result = await c.call_tool("ask", {"question": OFF_TOPIC})
     assert not result.is_error
     out = result.structured_content
     assert set(out) == {"answer", "abstained", "abstain_reason", "sources", "sentences", "nearest"}
+    assert out["abstained"] is True and out["answer"] == NOT_FOUND
+    assert out["abstain_reason"] == "weak evidence"
+    assert out["sources"] == [] and out["sentences"] == []
+    assert out["nearest"] and {s["path"] for s in out["nearest"]} <= DEMO_FILES
+    for source in out["nearest"]:
+        assert set(source) == SOURCE_KEYS
     text = result.content[0].text  # type: ignore[union-attr]
-    if out["abstained"]:
-        assert out["answer"] == NOT_FOUND and out["abstain_reason"]
-        assert out["sources"] == [] and out["sentences"] == []
-        assert out["nearest"] and {s["path"] for s in out["nearest"]} <= DEMO_FILES
-        assert text.startswith(NOT_FOUND)
-    else:
-        assert out["sources"] and {s["path"] for s in out["sources"]} <= DEMO_FILES
-        assert "[1]" in out["answer"] or any(s["citations"] for s in out["sentences"])
-        assert out["nearest"] == []
-        assert out["sources"][0]["path"] in text
-    for source in out["sources"] + out["nearest"]:
-        assert set(source) == {"n", "path", "page", "start", "end", "text", "score"}
+    assert text.startswith(f"{NOT_FOUND} (weak evidence)") and out["nearest"][0]["path"] in text

@@ -31,7 +31,7 @@ Why a route and not `app.mount("/mcp", ...)`: Starlette's `Mount("/mcp")` only m
 same-origin 307, but other clients may not, and behind an https proxy the redirect points at
 http. `Mount("/")` with the SDK's default `/mcp` path works too, but it answers every path no
 route above it took (plain-text 404s instead of the API's JSON errors). The route above serves
-POST/GET/DELETE on exactly `/mcp`; `/mcp/` is redirected to `/mcp` by FastAPI.
+exactly `/mcp` (POST and DELETE; GET gets 405, below); FastAPI redirects `/mcp/` to `/mcp`.
 
 The session manager can run once: build a new `mcp_http_app(...)` for each app instance. A
 mounted app's own lifespan never runs, which is why the host app's lifespan must enter
@@ -46,7 +46,8 @@ FastAPI dependency on the API's routers does not.
 
 The endpoint is stateless and answers in JSON (no SSE streams, no `Mcp-Session-Id`), so any
 worker can serve any request: 2026-07-28 clients are sessionless anyway, and `stateless_http`
-makes older ones so too.
+makes older ones so too. GET (the optional server-to-client stream) is answered 405, which
+clients take as "no stream"; the SDK would otherwise hold it open and stall shutdown.
 """
 
 from __future__ import annotations
@@ -61,12 +62,13 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
+from starlette.responses import PlainTextResponse
 
 from rag.errors import RagError
 
 if TYPE_CHECKING:
     from mcp.server.transport_security import TransportSecuritySettings
-    from starlette.types import ASGIApp
+    from starlette.types import ASGIApp, Receive, Scope, Send
 
     from rag.ask import Answer
     from rag.retrieve import Hit
@@ -257,7 +259,29 @@ def mcp_http_app(
         transport_security=transport_security,
     )
     manager = server.session_manager
-    return McpHttpApp(StreamableHTTPASGIApp(manager), manager.run)
+    return McpHttpApp(_NoGetStream(StreamableHTTPASGIApp(manager)), manager.run)
+
+
+class _NoGetStream:
+    """Answer GET with 405, as the spec allows a server with no server-to-client stream.
+
+    A stateless endpoint has nothing to send on one, yet the SDK would hold the GET open
+    forever, which also stalls a graceful shutdown of the whole server.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET":
+            refusal = PlainTextResponse(
+                "this MCP endpoint is stateless: POST JSON-RPC messages, there is no GET stream",
+                status_code=405,
+                headers={"Allow": "POST, DELETE"},
+            )
+            await refusal(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 def run_stdio(target: IndexLike) -> None:
@@ -291,7 +315,8 @@ def _where(path: str, page: int | None, start: int, end: int) -> str:
 def _search_text(output: SearchOutput) -> str:
     if not output.hits:
         return f"No passages match {output.query!r}."
-    lines = [f"{len(output.hits)} passages for {output.query!r}, best first:"]
+    count = len(output.hits)
+    lines = [f"{count} passage{'s' if count > 1 else ''} for {output.query!r}, best first:"]
     for hit in output.hits:
         heading = f" ({hit.heading})" if hit.heading else ""
         lines.append(
