@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from rag_cli.options import DebugOption, IndexOption
-from rag_cli.output import err, run_command
+from rag_cli.output import USAGE_EXIT, err, error, run_command
 from rag_cli.settings_options import ConfigOption, PresetOption, SetOption, load_cli_settings
 
 
@@ -38,9 +38,15 @@ def mcp(
     Example:  rag mcp --index ~/rag-index --preset fast
     """
     from rag.index import Index
-    from rag.serve.mcp import run_stdio
 
     def work() -> int:
+        try:
+            from rag.serve.mcp import run_stdio
+        except ModuleNotFoundError as exc:
+            if (exc.name or "").partition(".")[0] != "mcp":
+                raise
+            error("rag mcp needs the MCP SDK: pip install 'mcp>=2.3,<3'")
+            return USAGE_EXIT
         loaded = load_cli_settings(preset, config, None, sets)
         idx = Index(index, settings=loaded.settings)
         try:
