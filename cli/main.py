@@ -557,10 +557,17 @@ def _register_serve() -> None:
     app.command(epilog=SERVE_EPILOG)(serve)
 
 
+def _register_mcp() -> None:
+    from rag_cli.mcp_cmd import mcp
+
+    app.command("mcp")(mcp)
+
+
 _register_eval()
 _register_config()
 _register_models()
 _register_serve()
+_register_mcp()
 
 
 def main() -> None:
