@@ -91,7 +91,7 @@ def serve(
         err.print(f"rag serve: loading the models for {directory} …", highlight=False)
         service = RagService(directory, settings, preset=loaded.preset)
         service.start()
-        app = create_app(service, api_key=key)
+        app = create_app(service, api_key=key, host=bind)
         status = service.status()
         url = f"http://{bind if ':' not in bind else f'[{bind}]'}:{settings.serve.port}"
         err.print(

@@ -22,17 +22,24 @@ from rag.serve.service import RagService
 STATIC = Path(str(resources.files("rag.serve").joinpath("static")))
 
 
-def create_app(service: RagService, *, api_key: str = "", close_service: bool = True) -> FastAPI:
+def create_app(
+    service: RagService, *, api_key: str = "", close_service: bool = True, host: str = ""
+) -> FastAPI:
     """The HTTP app over `service` (already started). With `api_key`, requests need it;
-    `close_service` frees the model when the app shuts down."""
+    `close_service` frees the model when the app shuts down; `host` is the address it is
+    served on (MCP checks the Host header against a loopback one)."""
+    from rag.serve.mcp import mcp_http_app
+
+    mcp = mcp_http_app(service, host=host or service.settings.serve.host)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        try:
-            yield
-        finally:
-            if close_service:
-                service.close()
+        async with mcp.lifespan():  # the MCP session manager: every /mcp call needs it
+            try:
+                yield
+            finally:
+                if close_service:
+                    service.close()
 
     app = FastAPI(
         title="rag",
@@ -48,6 +55,8 @@ def create_app(service: RagService, *, api_key: str = "", close_service: bool = 
     install_error_handlers(app)
     app.include_router(openai_api.router)
     app.include_router(native_api.router)
+    # a route, not a mount (which would 307 /mcp to /mcp/); a non-function endpoint is ASGI
+    app.add_route("/mcp", mcp.app, include_in_schema=False)  # type: ignore[arg-type]
 
     @app.get("/metrics", include_in_schema=False)
     def prometheus() -> Response:

@@ -27,6 +27,7 @@ from rag.settings import AnswerSettings
 
 if TYPE_CHECKING:
     from rag.ask import Answer
+    from rag.cite import CitedSentence
     from rag.serve.service import RagService
 
 router = APIRouter(tags=["OpenAI-compatible"])
@@ -284,10 +285,20 @@ class _Reply:
         }
         if self.include_sources:
             data["sources"] = [asdict(s) for s in answer.sources]
-            data["sentences"] = [{"text": s.text, "citations": s.citations, "support": s.support}
-                                 for s in answer.sentences]  # fmt: skip
+            data["sentences"] = [_sentence(s) for s in answer.sentences]
             data["nearest"] = [asdict(s) for s in answer.nearest]
         return data
+
+
+def _sentence(sentence: CitedSentence) -> dict:
+    """A verified sentence: its citations, support, and the span of a source that backs it
+    best (`quote`: source n, start, end in that source's text; null when none does)."""
+    quote = None
+    if sentence.quote is not None:
+        n, start, end = sentence.quote
+        quote = {"n": n, "start": start, "end": end}
+    return {"text": sentence.text, "citations": sentence.citations,
+            "support": sentence.support, "quote": quote}  # fmt: skip
 
 
 def _finish(answer: Answer) -> str:

@@ -64,6 +64,7 @@ class RagService:
         self._generation = 0
         self._lock = threading.RLock()
         self._write = threading.Lock()  # one writer at a time: an ingest job or a delete
+        self._closing = threading.Event()  # set by close(): answers being made stop
 
     # --- life ---------------------------------------------------------------------------
 
@@ -81,9 +82,14 @@ class RagService:
                                      max_entries=serve.cache_entries)  # fmt: skip
         self._open_reader()
 
-    def close(self) -> None:
-        """Stop the ingest worker and free the chat model."""
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop answering (answers being made end at their next token), stop the ingest
+        worker, then free the chat model."""
+        self._closing.set()
         self.jobs.close()
+        deadline = time.monotonic() + timeout
+        while self.queue.running and time.monotonic() < deadline:
+            time.sleep(0.05)
         close = getattr(self._chat_model, "close", None)
         if close is not None:
             close()
@@ -218,6 +224,8 @@ class RagService:
             def token(piece: str) -> None:
                 if cancel is not None and cancel.is_set():
                     raise Cancelled("the client went away; generation stopped")
+                if self._closing.is_set():
+                    raise Cancelled("the server is shutting down")
                 if on_token:
                     on_token(piece)
 

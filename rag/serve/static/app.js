@@ -443,7 +443,10 @@ function openSource(source, { sentence = null, query = null, opener = null } = {
   const panel = $("source-panel");
   const text = String(source.text || "");
   const matchOn = sentence ? sentence.text : query;
-  const span = matchOn ? bestSpan(text, matchOn) : null;
+  const quote = sentence?.quote;  // the verifier's own supporting span, when it is in this source
+  const verified = quote && quote.n === source.n && quote.end <= text.length && quote.start < quote.end;
+  const span = verified ? { start: quote.start, end: quote.end }
+    : matchOn ? bestSpan(text, matchOn) : null;
 
   $("source-title").textContent = sentence || !query ? `Source ${source.n ?? ""}`.trim()
     : "A close passage";
@@ -467,9 +470,11 @@ function openSource(source, { sentence = null, query = null, opener = null } = {
     body.replaceChildren(text);
   }
   const what = sentence ? "the cited sentence" : "your question";
-  $("source-note").textContent = span
-    ? `Highlighted: the sentence here sharing most words with ${what} (${span.hits} of ${span.of}).`
-    : matchOn ? `No sentence here shares a word with ${what}.` : "";
+  $("source-note").textContent = verified
+    ? "Highlighted: the part the citation check found supports the sentence."
+    : span
+      ? `Highlighted: the sentence here sharing most words with ${what} (${span.hits} of ${span.of}).`
+      : matchOn ? `No sentence here shares a word with ${what}.` : "";
 
   state.openChip?.classList.remove("active");
   state.openChip = opener;
