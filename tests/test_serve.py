@@ -436,3 +436,32 @@ def test_questions_are_answered_from_the_old_index_while_an_ingest_runs(tmp_path
         hits = httpx.post(f"{url}/search", json={"query": "Osprey anemometer gusts"},
                           timeout=30).json()["hits"]  # fmt: skip
         assert hits[0]["path"].endswith("osprey.txt")  # the new generation, once it is done
+
+
+def test_mcp_under_serve_lists_and_calls_both_tools_with_the_key(tmp_path, embedder):
+    anyio = pytest.importorskip("anyio")
+    mcp = pytest.importorskip("mcp")
+    service = make_service(tmp_path, embedder, scripted())
+
+    async def converse(url: str) -> tuple[list[str], dict, dict]:
+        with anyio.fail_after(60):
+            auth = httpx.AsyncClient(headers={"Authorization": "Bearer k3y"}, timeout=60)
+            from mcp.client.streamable_http import streamable_http_client
+
+            async with auth, streamable_http_client(f"{url}/mcp", http_client=auth) as (
+                read, write, *_
+            ), mcp.ClientSession(read, write) as session:  # fmt: skip
+                await session.initialize()
+                tools = sorted(t.name for t in (await session.list_tools()).tools)
+                found = await session.call_tool("search", {"query": "rain gauge", "k": 2})
+                asked = await session.call_tool(
+                    "ask", {"question": "How long is the Kestrel K2 warranty?"}
+                )
+                return tools, found.structured_content, asked.structured_content
+
+    with running(create_app(service, api_key="k3y")) as url:
+        assert httpx.post(f"{url}/mcp", json={}, timeout=30).status_code == 401
+        tools, found, asked = anyio.run(converse, url)
+    assert tools == ["ask", "search"]
+    assert found["hits"][0]["path"].endswith("heron.md")
+    assert asked["answer"] == SHOWN and asked["sources"][0]["path"].endswith("kestrel.md")
