@@ -35,9 +35,10 @@ SCHEMA = {
 
 def client(server: LlamaServer, api_key: str | None = None) -> Any:
     """The official client on `server`, without retries (the server answers 500 to some
-    requests it will never accept; the client would retry those twice)."""
+    requests it will never accept; the client would retry those twice). The deadline is
+    generous: on a busy shared machine one constrained reply of the tiny model took >60 s."""
     key = api_key or server.api_key or "unused"
-    return openai.OpenAI(base_url=server.url, api_key=key, max_retries=0, timeout=60)
+    return openai.OpenAI(base_url=server.url, api_key=key, max_retries=0, timeout=180)
 
 
 def post(url: str, body: dict[str, Any], key: str | None = None) -> tuple[int, Any]:
@@ -47,7 +48,7 @@ def post(url: str, body: dict[str, Any], key: str | None = None) -> tuple[int, A
         headers["Authorization"] = f"Bearer {key}"
     request = urllib.request.Request(url, json.dumps(body).encode(), headers, method="POST")
     try:
-        with urllib.request.urlopen(request, timeout=60) as response:
+        with urllib.request.urlopen(request, timeout=180) as response:
             status, raw = response.status, response.read().decode()
             stream = response.headers.get("content-type", "").startswith("text/event-stream")
     except urllib.error.HTTPError as exc:
