@@ -137,6 +137,7 @@ class QuestionTerms:
     words: tuple[str, ...]  # content-word stems (question words, negations too), sorted
     sequence: tuple[str, ...]  # the same, in order
     stems: frozenset[str]  # every token's stem
+    possessive: frozenset[str] = frozenset()  # stems written with 's ("Acme's CEO")
 
 
 def _is_identifier(token: str, first: bool) -> bool:
@@ -158,6 +159,7 @@ def question_terms(text: str) -> QuestionTerms:
     negations = 0
     sequence: list[str] = []
     stems: set[str] = set()
+    possessive: set[str] = set()
     for i, token in enumerate(tokens):
         lower = token.casefold()
         parts = (
@@ -165,6 +167,8 @@ def question_terms(text: str) -> QuestionTerms:
         )
         stem = _stem(token)
         stems.add(stem)
+        if lower.endswith("'s"):
+            possessive.add(stem)
         if _is_identifier(token, first=i == 0) and stem not in ids:
             ids.append(stem)
         for part in parts:
@@ -182,6 +186,7 @@ def question_terms(text: str) -> QuestionTerms:
         words=tuple(sorted(sequence)),
         sequence=tuple(sequence),
         stems=frozenset(stems),
+        possessive=frozenset(possessive),
     )
 
 
@@ -191,9 +196,9 @@ def _ids_agree(a: QuestionTerms, b: QuestionTerms) -> bool:
     if any(t not in b.stems for t in a.ids) or any(t not in a.stems for t in b.ids):
         return False
     shared = set(a.ids) | set(b.ids)
-    order_a = [t for t in a.sequence if t in shared]
-    order_b = [t for t in b.sequence if t in shared]
-    return list(dict.fromkeys(order_a)) == list(dict.fromkeys(order_b))
+    order_a = tuple(dict.fromkeys(t for t in a.sequence if t in shared))
+    order_b = tuple(dict.fromkeys(t for t in b.sequence if t in shared))
+    return order_a == order_b or _swap_of_possessive(a, b, order_a, order_b)
 
 
 def same_question(a: QuestionTerms, b: QuestionTerms, guard: Guard = "words") -> bool:
@@ -208,14 +213,30 @@ def same_question(a: QuestionTerms, b: QuestionTerms, guard: Guard = "words") ->
         return False
     if guard == "order":
         return a.sequence == b.sequence
-    return not _swapped(a.sequence, b.sequence)
+    if _swap(a.sequence, b.sequence) is None:
+        return True  # the same order, or a phrase moved
+    return _swap_of_possessive(a, b, a.sequence, b.sequence)
 
 
-def _swapped(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
-    """True when `b` is `a` with two words exchanged ("from the bunker to the firebox"): the
-    same words in other roles, which a paraphrase that moves a phrase does not do."""
+def _swap(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, str] | None:
+    """The two words exchanged when `b` is `a` with two words swapped ("from the bunker to the
+    firebox"): the same words in other roles, which a paraphrase that moves a phrase does not
+    do. None when the sequences are equal or differ otherwise."""
+    if len(a) != len(b):
+        return None
     differ = [i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y]
-    return len(differ) == 2 and a[differ[0]] == b[differ[1]] and a[differ[1]] == b[differ[0]]
+    if len(differ) == 2 and a[differ[0]] == b[differ[1]] and a[differ[1]] == b[differ[0]]:
+        return a[differ[0]], a[differ[1]]
+    return None
+
+
+def _swap_of_possessive(
+    a: QuestionTerms, b: QuestionTerms, seq_a: tuple[str, ...], seq_b: tuple[str, ...]
+) -> bool:
+    """True when `seq_b` is `seq_a` with two words swapped, one of them a possessive: "Acme's
+    CEO" says what "the CEO of Acme" says."""
+    pair = _swap(seq_a, seq_b)
+    return pair is not None and bool(set(pair) & (a.possessive | b.possessive))
 
 
 def cache_scope(settings: Settings, generation: int, **request_options: Any) -> str:
