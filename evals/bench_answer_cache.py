@@ -308,11 +308,26 @@ def harmless(asker: Item, entry: Item) -> bool:
     return asker.group == entry.group and bool(asker.answers & entry.answers)
 
 
+def agrees(a, b, guard: str) -> bool:
+    """`same_question`, plus one guard measured here only: "words+1", the "ids" checks and
+    the content words of one question with at most one more word in the other."""
+    from collections import Counter
+
+    from rag.answer_cache import _ids_agree, same_question
+
+    if guard != "words+1":
+        return same_question(a, b, guard)  # type: ignore[arg-type]
+    if a.key == b.key:
+        return True
+    if not _ids_agree(a, b):
+        return False
+    small, big = sorted((Counter(a.words), Counter(b.words)), key=lambda c: c.total())
+    return not (small - big) and (big - small).total() <= 1
+
+
 def answer(half: Half, query: Query, scores: np.ndarray, order: np.ndarray, threshold: float,
            guard: str, use_evidence: bool) -> int:  # fmt: skip
     """The entry the cache would return for `query`, or -1 (the logic of AnswerCache.get)."""
-    from rag.answer_cache import same_question
-
     if query.own >= 0 and half.keys[query.own] == query.terms.key:
         return query.own  # an exact repeat
     for e in order:
@@ -322,7 +337,7 @@ def answer(half: Half, query: Query, scores: np.ndarray, order: np.ndarray, thre
             continue
         if use_evidence and query.evidence is not None and half.evidence[e] != query.evidence:
             continue
-        if same_question(query.terms, half.terms[e], guard):
+        if agrees(query.terms, half.terms[e], guard):
             return int(e)
     return -1
 
@@ -526,7 +541,7 @@ def main() -> None:
               for h in ("calibration", "held-out")}  # fmt: skip
     chosen_t: dict[str, float] = {}
     summary = []
-    for guard in GUARDS:
+    for guard in (*GUARDS, "words+1"):
         cal = evaluate(halves["calibration"], THRESHOLDS, guard)
         test = evaluate(halves["held-out"], THRESHOLDS, guard)
         print(table(f"Guard {guard!r}, all three datasets", sweep_rows(cal, test, THRESHOLDS),
