@@ -238,9 +238,11 @@ class RagService:
 
     def _cache_scope(self, cfg: AnswerSettings | None, filters: Filters | None) -> str:
         """Answers are shared only between the same settings, filters and index generation."""
+        from rag.answer_cache import cache_scope
+
         settings = replace(self.settings, answer=cfg or self.settings.answer)
         f = filters or Filters()
-        return f"{settings.hash()}|{f.path_glob or ''}|{','.join(f.kinds)}@{self._generation}"
+        return cache_scope(settings, self._generation, path_glob=f.path_glob, kinds=f.kinds)
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """Unit vectors of `texts` from the index's embedder."""

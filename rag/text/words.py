@@ -16,7 +16,8 @@ _STOPWORDS = (
     "might must shall which who whom whose what when where why how than then there their they "
     "them he she his her you your we our i me my"
 )
-_STOP = frozenset(_STOPWORDS.split())
+STOPWORDS = frozenset(_STOPWORDS.split())  # also the answer cache's function words
+_STOP = STOPWORDS
 
 
 def content_words(text: str) -> list[str]:
