@@ -47,6 +47,7 @@ def make_service(tmp_path: Path, embedder, model: ScriptedChatModel, **serve: ob
     docs.mkdir(parents=True, exist_ok=True)
     for name, text in DOCS.items():
         (docs / name).write_text(text)
+    serve.setdefault("cache", False)  # a repeated question must run the pipeline again here
     settings = Settings().replace(**{f"serve.{k}": v for k, v in serve.items()})
     from rag import Index
 
@@ -465,3 +466,32 @@ def test_mcp_under_serve_lists_and_calls_both_tools_with_the_key(tmp_path, embed
     assert tools == ["ask", "search"]
     assert found["hits"][0]["path"].endswith("heron.md")
     assert asked["answer"] == SHOWN and asked["sources"][0]["path"].endswith("kestrel.md")
+
+
+def test_a_repeated_or_reworded_question_is_served_from_the_cache_until_an_ingest(
+    tmp_path, embedder
+):
+    model = scripted()
+    service = make_service(tmp_path, embedder, model, cache=True)
+    with running(create_app(service)) as url:
+        first = chat(url, "How long is the Kestrel K2 warranty?").json()
+        asked = len(model.prompts)
+        again = chat(url, "how long is the kestrel K2 warranty").json()
+        reworded = chat(url, "Can you tell me how long the Kestrel K2 warranty is?").json()
+        other = chat(url, "How long is the Heron H1 warranty?").json()  # a near miss: not cached
+        assert first["cached"] is False and again["cached"] is True
+        assert again["choices"][0]["message"] == first["choices"][0]["message"]
+        assert again["sources"] == first["sources"]
+        assert reworded["cached"] is True
+        assert other["cached"] is False and "Heron" in other["choices"][0]["message"]["content"]
+        assert len(model.prompts) == asked + 1  # only the near miss reached the model
+        body = {"stream": True, "messages": [
+            {"role": "user", "content": "How long is the Kestrel K2 warranty?"}]}  # fmt: skip
+        with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, timeout=60) as r:
+            final = [c for c in sse_chunks(r) if isinstance(c, dict)][-1]
+        assert final["cached"] is True and final["answer"] == SHOWN
+        assert get_json(f"{url}/status")["cache"]["hits"] == 3
+        files = [("files", ("more.txt", b"The Kestrel K2 console shows the time.", "text/plain"))]
+        wait_job(url, httpx.post(f"{url}/ingest", files=files, timeout=30).json()["id"])
+        after = chat(url, "How long is the Kestrel K2 warranty?").json()
+        assert after["cached"] is False  # a new index generation: asked again

@@ -63,7 +63,7 @@ def test_the_client_gets_an_answer_or_an_abstention_with_sources_and_usage(clien
 def test_streaming_keeps_the_sources_in_the_last_chunk(client):
     stream = client.chat.completions.create(
         model="tiny", stream=True,
-        messages=[{"role": "user", "content": "When was the Kestrel K2 launched?"}],
+        messages=[{"role": "user", "content": "When was the Kestrel K2 Plus launched?"}],
     )  # fmt: skip
     chunks = list(stream)
     pieces = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
@@ -106,3 +106,11 @@ def test_models_and_embeddings_through_the_client(client):
 def test_an_unknown_model_is_a_404_the_client_raises(client):
     with pytest.raises(openai.NotFoundError, match="unknown model 'gpt-4'"):
         client.chat.completions.create(model="gpt-4", messages=[{"role": "user", "content": "hi"}])
+
+
+def test_the_same_question_again_comes_from_the_answer_cache(client):
+    question = [{"role": "user", "content": "Who is the managing director of Aldermoor?"}]
+    first = client.chat.completions.create(model="tiny", messages=question)
+    again = client.chat.completions.create(model="tiny", messages=question)
+    assert first.model_extra["cached"] is False and again.model_extra["cached"] is True
+    assert again.choices[0].message.content == first.choices[0].message.content
