@@ -453,8 +453,8 @@ class ServeSettings(_Section):
     numbers and names, same settings, same index generation) get the stored answer
     (`rag.answer_cache`); `cache_entries` answers are kept. 0.85 is what calibration on
     SQuAD 2.0 / PubMedQA / SciFact supports (evals/results/answer-cache.md): with the word
-    guard no threshold from 0.70 up served a wrong answer, and above 0.85 the cache starts
-    missing "Can you tell me ..." variants of stored questions.
+    guard no threshold from 0.70 up served a wrong answer, and 0.85 is the highest that keeps
+    the best hit rate (higher ones miss "Can you tell me ..." variants of stored questions).
     """
 
     section: ClassVar[str] = "serve"
