@@ -491,6 +491,9 @@ def test_a_repeated_or_reworded_question_is_served_from_the_cache_until_an_inges
             final = [c for c in sse_chunks(r) if isinstance(c, dict)][-1]
         assert final["cached"] is True and final["answer"] == SHOWN
         assert get_json(f"{url}/status")["cache"]["hits"] == 3
+        sampled = [chat(url, "How long is the Kestrel K2 warranty?", temperature=0.7).json()
+                   for _ in range(2)]  # fmt: skip
+        assert [r["cached"] for r in sampled] == [False, False]  # meant to vary: not cached
         files = [("files", ("more.txt", b"The Kestrel K2 console shows the time.", "text/plain"))]
         wait_job(url, httpx.post(f"{url}/ingest", files=files, timeout=30).json()["id"])
         after = chat(url, "How long is the Kestrel K2 warranty?").json()

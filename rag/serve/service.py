@@ -180,8 +180,9 @@ class RagService:
     ) -> Answer | None:
         """The cached answer to `question` (asked with the same settings, filters and index
         generation), or None. A follow-up (with history) is rewritten first, so it is not
-        looked up here."""
-        if self.cache is None or history:
+        looked up here, and neither is a question sampled at temperature > 0 (its answer is
+        meant to vary)."""
+        if self.cache is None or history or not self._cacheable(settings):
             return None
         self.reader()
         return self.cache.get(question, self._cache_scope(settings, filters))
@@ -232,9 +233,12 @@ class RagService:
             answer = reader.ask(question, settings=settings or self.settings.answer,
                                 history=history, filters=filters, on_token=token,
                                 on_event=on_event)  # fmt: skip
-        if self.cache is not None and generation == self._generation:
+        if self.cache is not None and generation == self._generation and self._cacheable(settings):
             self.cache.put(answer.rewritten_question or question, scope, answer)
         return answer
+
+    def _cacheable(self, cfg: AnswerSettings | None) -> bool:
+        return (cfg or self.settings.answer).temperature == 0
 
     def _cache_scope(self, cfg: AnswerSettings | None, filters: Filters | None) -> str:
         """Answers are shared only between the same settings, filters and index generation."""
