@@ -84,9 +84,9 @@ def serve(
                 "could read your documents; give --api-key KEY (or RAG_SERVE_API_KEY), or "
                 "keep the default --host 127.0.0.1"
             )
-        from rag.index import Index
+        from rag.config import default_index_dir
 
-        directory = Index(index, settings=settings).path
+        directory = index.expanduser() if index is not None else default_index_dir()
         _log_to_stderr(debug)
         err.print(f"rag serve: loading the models for {directory} …", highlight=False)
         service = RagService(directory, settings, preset=loaded.preset)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -20,6 +21,9 @@ from rag.errors import (
 from rag.serve.slots import Cancelled, QueueFull
 from rag.settings import InvalidSetting
 
+if TYPE_CHECKING:
+    from rag.serve.service import RagService
+
 log = logging.getLogger("rag.serve")
 
 
@@ -30,6 +34,11 @@ class RequestError(ConfigError):
                  code: str | None = None) -> None:  # fmt: skip
         super().__init__(message)
         self.param, self.status, self.code = param, status, code
+
+
+def service_of(request: Request) -> RagService:
+    """The service the app was made around (`create_app`)."""
+    return request.app.state.service
 
 
 def error_body(message: str, kind: str, param: str | None = None, code: str | None = None) -> dict:

@@ -4,23 +4,15 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import asdict
-from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Request, UploadFile
 from fastapi.responses import JSONResponse
 
-from rag.serve.errors import RequestError
+from rag.serve.errors import RequestError, service_of
 from rag.serve.schemas import SearchRequest
 from rag.serve.uploads import UploadError, save_upload, upload_dir
 
-if TYPE_CHECKING:
-    from rag.serve.service import RagService
-
 router = APIRouter(tags=["rag"])
-
-
-def service_of(request: Request) -> RagService:
-    return request.app.state.service
 
 
 @router.get("/health")

@@ -20,9 +20,8 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from rag.errors import RagError
 from rag.retrieve import Filters
-from rag.serve.errors import RequestError, rag_error_body
+from rag.serve.errors import RequestError, rag_error_body, service_of
 from rag.serve.schemas import ChatMessage, ChatRequest, EmbeddingsRequest, FiltersBody
-from rag.serve.slots import Cancelled
 from rag.settings import AnswerSettings
 
 if TYPE_CHECKING:
@@ -32,10 +31,6 @@ if TYPE_CHECKING:
 
 router = APIRouter(tags=["OpenAI-compatible"])
 DISCONNECT_POLL_S = 0.25
-
-
-def service_of(request: Request) -> RagService:
-    return request.app.state.service
 
 
 @router.get("/v1/models")
@@ -60,9 +55,8 @@ def embeddings(body: EmbeddingsRequest, request: Request) -> dict:
                            param="input")  # fmt: skip
     if any(not t.strip() for t in texts):
         raise RequestError("input: a text is empty", param="input")
-    vectors = np.asarray(service.embed(texts), dtype=np.float32)
-    counter = service.embedder.counter
-    tokens = sum(counter.count(t) if hasattr(counter, "count") else len(t.split()) for t in texts)
+    vectors = np.asarray(service.embedder.encode(texts), dtype=np.float32)
+    tokens = sum(service.embedder.counter.count_many(texts))  # in the embedder's own tokens
     data = []
     for i, row in enumerate(vectors):
         value: Any = row.tolist()
@@ -310,6 +304,3 @@ def usage_of(answer: Answer) -> dict:
     return {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
             "total_tokens": u.prompt_tokens + u.completion_tokens, "ttft_s": u.ttft_s,
             "total_s": u.total_s, "token_count": u.source}  # fmt: skip
-
-
-__all__ = ["Cancelled", "router"]

@@ -26,8 +26,7 @@ from rag.settings import AnswerSettings, Settings
 from rag.store import DocumentRow, write_lock
 
 if TYPE_CHECKING:
-    import numpy as np
-
+    from rag.answer_cache import AnswerCache
     from rag.ask import Answer
     from rag.embed import Embedder
     from rag.llm.base import ChatModel
@@ -56,7 +55,7 @@ class RagService:
         self.preset = preset
         self.queue = GenerationQueue(concurrency=1, queue=settings.serve.queue)
         self.jobs = IngestJobs(self._run_job)
-        self.cache: Any = None  # an AnswerCache, when serve.cache is on
+        self.cache: AnswerCache | None = None  # when serve.cache is on
         self.started = time.time()
         self._chat_model = chat_model
         self._embedder = embedder
@@ -105,8 +104,8 @@ class RagService:
             return
         store = index.pipeline.store()
         generation = store.generation
-        index.retriever.store.vector_index()
-        index.retriever.store.keyword_index()
+        store.vector_index()  # loaded here, not by the first question
+        store.keyword_index()
         with self._lock:
             self._reader, self._generation = index, generation
         if self.cache is not None:
@@ -185,7 +184,7 @@ class RagService:
         if self.cache is None or history or not self._cacheable(settings):
             return None
         self.reader()
-        return self.cache.get(question, self._cache_scope(settings, filters))
+        return self.cache.get(question, self._cache_scope(settings, filters, self._generation))
 
     def ask(
         self,
@@ -218,7 +217,7 @@ class RagService:
         with ticket:
             reader = self.reader()
             generation = self._generation
-            scope = self._cache_scope(settings, filters)
+            scope = self._cache_scope(settings, filters, generation)
             if not ticket.wait(cancel):
                 raise Cancelled("the client went away while waiting for the model")
 
@@ -240,17 +239,15 @@ class RagService:
     def _cacheable(self, cfg: AnswerSettings | None) -> bool:
         return (cfg or self.settings.answer).temperature == 0
 
-    def _cache_scope(self, cfg: AnswerSettings | None, filters: Filters | None) -> str:
+    def _cache_scope(
+        self, cfg: AnswerSettings | None, filters: Filters | None, generation: int
+    ) -> str:
         """Answers are shared only between the same settings, filters and index generation."""
         from rag.answer_cache import cache_scope
 
         settings = replace(self.settings, answer=cfg or self.settings.answer)
         f = filters or Filters()
-        return cache_scope(settings, self._generation, path_glob=f.path_glob, kinds=f.kinds)
-
-    def embed(self, texts: list[str]) -> np.ndarray:
-        """Unit vectors of `texts` from the index's embedder."""
-        return self.embedder.encode(texts)
+        return cache_scope(settings, generation, path_glob=f.path_glob, kinds=f.kinds)
 
     # --- writing ------------------------------------------------------------------------
 
