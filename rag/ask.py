@@ -24,6 +24,7 @@ from rag.llm.base import (
     TokenProbabilities,
     capabilities_of,
 )
+from rag.locations import where
 from rag.pack import pack, token_budget
 from rag.prompts import NOT_FOUND_MARKER, PromptTemplate, format_source, load_prompt
 from rag.settings import AnswerSettings
@@ -44,7 +45,6 @@ OUTPUT_TEXT_NO_SCHEMA = "text: the model server does not take a JSON schema"
 TOP_LOGPROBS = 20  # alternatives asked for at each token (OpenAI's maximum)
 
 
-
 @dataclass
 class Source:
     """A passage given to the model as source [n]: where it is and what it said."""
@@ -56,10 +56,14 @@ class Source:
     end: int
     text: str
     score: float
+    kind: str = ""
+    detail: str | None = None
+    heading: str = ""
 
     @property
     def location(self) -> str:
-        return _location(self.path, self.page)
+        """The path with the page, slide or sheet rows: "report.pdf (page 3)"."""
+        return where(self.path, self.kind, self.page, self.detail, self.heading)
 
 
 @dataclass
@@ -314,15 +318,12 @@ class Asker:
                 hit,
                 text,
                 float(len(hits) - i),
-                format_source(99, _location(hit.path, hit.page), text),
+                format_source(99, _hit_location(hit), text),
             )
             for i, (hit, text) in enumerate(candidates)
         ]
         ordered = pack(items, budget, count, separator_tokens=count("\n\n"))
-        sources = [
-            Source(n, it.hit.path, it.hit.page, it.hit.start, it.hit.end, it.body, it.hit.score)
-            for n, it in enumerate(ordered, start=1)
-        ]
+        sources = [_source(n, it.hit, it.body) for n, it in enumerate(ordered, start=1)]
         used = sum(count(format_source(s.n, s.location, s.text)) for s in sources)
         uncompressed = sum(count(it.hit.text) for it in ordered)
         return sources, used, uncompressed
@@ -343,9 +344,7 @@ class _Outcome:
     generation: Generation | None = None
     stop_reason: str = "complete"
 
-    def abstain(
-        self, reason: str, nearest: list[Source], usage: Usage, raw: str = ""
-    ) -> Answer:
+    def abstain(self, reason: str, nearest: list[Source], usage: Usage, raw: str = "") -> Answer:
         return Answer(self.question, NOT_FOUND, True, reason, [], [], self.stop_reason, usage,
                       raw, nearest=nearest, **self._extras())  # fmt: skip
 
@@ -425,8 +424,12 @@ def _p_true(token: TokenLogprob) -> float:
 
 
 def _sources(hits: list[Hit]) -> list[Source]:
-    return [Source(i, h.path, h.page, h.start, h.end, h.text, h.score)
-            for i, h in enumerate(hits, start=1)]  # fmt: skip
+    return [_source(i, h, h.text) for i, h in enumerate(hits, start=1)]
+
+
+def _source(n: int, hit: Hit, text: str) -> Source:
+    return Source(n, hit.path, hit.page, hit.start, hit.end, text, hit.score, hit.kind,
+                  hit.detail, hit.heading)  # fmt: skip
 
 
 def _answer_schema(n_sources: int) -> dict:
@@ -504,6 +507,6 @@ class _Candidate:
     text: str
 
 
-def _location(path: str, page: int | None) -> str:
+def _hit_location(hit: Hit) -> str:
     """How a source's origin is shown to the model and the user."""
-    return path + (f" (page {page})" if page else "")
+    return where(hit.path, hit.kind, hit.page, hit.detail, hit.heading)

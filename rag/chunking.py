@@ -41,6 +41,7 @@ class Chunk:
     page: int | None
     heading: str
     n_tokens: int
+    detail: str | None = None  # finer than the page, e.g. "rows 12–40" of a sheet
 
     @property
     def embed_text(self) -> str:
@@ -97,9 +98,21 @@ def chunk_document(
                 page=page,
                 heading=headings[first.section],
                 n_tokens=sum(u.n_tokens for u in group) + heading_tokens[first.section],
+                detail=_detail(doc, group),
             )
         )
     return chunks
+
+
+def _detail(doc: Document, group: list[_Unit]) -> str | None:
+    """Name the labelled blocks a chunk covers: "row 7", "rows 7–30"; None when unlabelled."""
+    labels = [label for u in group if (label := doc.blocks[u.block].label) is not None]
+    if not labels:
+        return None
+    noun = labels[0][0]
+    low = min(n for _, n in labels)
+    high = max(n for _, n in labels)
+    return f"{noun} {low}" if low == high else f"{noun}s {low}–{high}"
 
 
 def _fit_heading(path: tuple[str, ...], counter: TokenCounter, limit: int) -> str:

@@ -20,7 +20,7 @@ from rag.chunking import Chunk, chunk_document
 from rag.discover import SourceFile, describe_os_error, discover, is_under
 from rag.embed import Embedder
 from rag.errors import ConfigError, LoaderError, RagError, ServerError
-from rag.loaders import Document, iter_jsonl_records, load_document, record_document
+from rag.loaders import CONTAINERS, Document, load_document
 from rag.settings import ChunkSettings, IngestSettings, Settings
 from rag.store import DocumentRecord, Store
 
@@ -226,8 +226,8 @@ def _changed_documents(
     documents it was going to revisit keep their indexed versions.
     """
     try:
-        if source.kind == "jsonl":
-            yield from _jsonl_documents(source, config_hash, manifest, seen, report)
+        if source.kind in CONTAINERS:
+            yield from _container_documents(source, config_hash, manifest, seen, report)
             return
         seen.add(source.path)  # from here on, a failure keeps the indexed version
         size = os.path.getsize(source.path)
@@ -248,10 +248,7 @@ def _changed_documents(
             report.unchanged += 1
             return
         document = load_document(source.path, source.kind, data)
-        record = DocumentRecord(
-            source.path, source.path, source.kind, sha, config_hash, size, document.pages
-        )
-        yield source.path, record, document
+        yield source.path, _record(document, source.path, sha, config_hash, size), document
     except LoaderError as exc:
         report.failed.append(FailedFile(exc.path, exc.problem))
         _keep_indexed(source, manifest, seen)
@@ -264,48 +261,61 @@ def _changed_documents(
 def _keep_indexed(source: SourceFile, manifest: dict[str, tuple[str, str]], seen: set[str]) -> None:
     """Mark every indexed document of a failed file as seen, so the prune keeps it."""
     seen.add(source.path)
-    if source.kind == "jsonl":
+    if source.kind in CONTAINERS:
         prefix = source.path + "#"
         seen.update(key for key in manifest if key.startswith(prefix))
 
 
-def _jsonl_documents(
+def _container_documents(
     source: SourceFile,
     config_hash: str,
     manifest: dict[str, tuple[str, str]],
     seen: set[str],
     report: IngestReport,
 ) -> _Documents:
-    """Yield the new or changed records of a .jsonl collection; a bad line fails alone."""
-    first_line: dict[str, int] = {}
-    for record in iter_jsonl_records(Path(source.path), source.path):
-        if isinstance(record, LoaderError):
-            report.failed.append(FailedFile(record.path, record.problem))
+    """Yield the new or changed parts of a container file; a bad part fails alone."""
+    first_seen: dict[str, str] = {}
+    for part in CONTAINERS[source.kind](Path(source.path), source.path):
+        if isinstance(part, LoaderError):
+            report.failed.append(FailedFile(part.path, part.problem))
             continue
-        where = f"{source.path} line {record.line}"
-        if record.key in first_line:
-            doc_id = record.key[len(source.path) + 1 :]
-            report.failed.append(FailedFile(where, (
-                f"duplicate id {doc_id!r} (first on line {first_line[record.key]}); ids must "
+        if part.key in first_seen:
+            doc_id = part.key[len(source.path) + 1 :]
+            report.failed.append(FailedFile(part.where, (
+                f"duplicate id {doc_id!r} (first: {first_seen[part.key]}); ids must "
                 "be unique within a collection")))  # fmt: skip
             continue
-        first_line[record.key] = record.line
-        seen.add(record.key)  # from here on, a failure keeps the indexed version
-        sha = hashlib.sha256(record.raw).hexdigest()
-        if manifest.get(record.key) == (sha, config_hash):
+        first_seen[part.key] = part.where
+        seen.add(part.key)  # from here on, a failure keeps the indexed version
+        sha = hashlib.sha256(part.raw).hexdigest()
+        if manifest.get(part.key) == (sha, config_hash):
             report.unchanged += 1
             continue
         try:
-            document = record_document(record)
+            document = part.load()
         except LoaderError as exc:
-            report.failed.append(FailedFile(where, exc.problem))
+            report.failed.append(FailedFile(part.where, exc.problem))
             continue
-        except Exception as exc:  # one odd record must not stop the collection
-            log.debug("unexpected error on %s", where, exc_info=True)
-            report.failed.append(FailedFile(where, _unexpected(exc)))
+        except Exception as exc:  # one odd part must not stop the collection
+            log.debug("unexpected error on %s", part.where, exc_info=True)
+            report.failed.append(FailedFile(part.where, _unexpected(exc)))
             continue
-        meta = DocumentRecord(record.key, source.path, "jsonl", sha, config_hash, len(record.raw))
-        yield where, meta, document
+        yield part.where, _record(document, source.path, sha, config_hash, len(part.raw)), document
+
+
+def _record(
+    document: Document, source: str, sha: str, config_hash: str, size: int
+) -> DocumentRecord:
+    """The manifest row of a loaded document, with what its loader found out about it."""
+    info: dict = dict(document.meta)
+    if document.ocr_pages:
+        info["ocr_pages"] = document.ocr_pages
+    if document.empty_pages:
+        info["empty_pages"] = document.empty_pages
+    if document.warnings:
+        info["warnings"] = document.warnings
+    return DocumentRecord(document.key, source, document.kind, sha, config_hash, size,
+                          document.pages, info)  # fmt: skip
 
 
 def _chunk(

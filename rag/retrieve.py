@@ -61,6 +61,7 @@ class Hit:
     text: str
     chunk_id: int
     kind: str = ""
+    detail: str | None = None  # finer than the page: "rows 12–40" of a sheet
     stages: Stages = field(default_factory=Stages)
 
     def to_dict(self) -> dict:
@@ -192,7 +193,8 @@ class Retriever:
         chunks = self.store.chunks_by_id(cid for cid, _ in pool)
         hits = [
             Hit(rank=0, score=score, path=c.key, page=c.page, start=c.start, end=c.end,
-                heading=c.heading, text=c.text, chunk_id=cid, kind=c.kind, stages=stages[cid])
+                heading=c.heading, text=c.text, chunk_id=cid, kind=c.kind, detail=c.detail,
+                stages=stages[cid])
             for cid, score in pool
             if (c := chunks.get(cid)) is not None
         ]  # fmt: skip

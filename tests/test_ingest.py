@@ -370,8 +370,8 @@ def test_duplicate_jsonl_id_fails_alone(tmp_path, embedder):
     report = make_index(tmp_path / "idx", embedder).ingest([corpus])
     assert report.error is None and report.added == 3
     assert [(f.path, f.error) for f in report.failed] == [
-        (f"{corpus} line 3", "duplicate id 'r0' (first on line 1); ids must be unique within "
-                             "a collection")]  # fmt: skip
+        (f"{corpus} line 3", f"duplicate id 'r0' (first: {corpus} line 1); ids must be "
+                             "unique within a collection")]  # fmt: skip
 
 
 def test_jsonl_that_stops_being_a_collection_keeps_its_records(tmp_path, embedder):

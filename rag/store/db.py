@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 DB_NAME = "index.sqlite"
 
 _SCHEMA = """
@@ -59,7 +59,8 @@ CREATE TABLE IF NOT EXISTS documents (
     config_hash TEXT NOT NULL,
     size INTEGER NOT NULL,
     pages INTEGER,
-    indexed_at REAL NOT NULL
+    indexed_at REAL NOT NULL,
+    info TEXT NOT NULL DEFAULT '{}'
 );
 CREATE TABLE IF NOT EXISTS chunks (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -71,10 +72,19 @@ CREATE TABLE IF NOT EXISTS chunks (
     page INTEGER,
     heading TEXT NOT NULL,
     n_tokens INTEGER NOT NULL,
-    vector BLOB NOT NULL
+    vector BLOB NOT NULL,
+    detail TEXT
 );
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
 """
+
+# Upgrades in place, from format N to N + 1; nothing indexed is lost.
+_MIGRATIONS: dict[int, list[str]] = {
+    1: [
+        "ALTER TABLE documents ADD COLUMN info TEXT NOT NULL DEFAULT '{}'",
+        "ALTER TABLE chunks ADD COLUMN detail TEXT",
+    ],
+}
 
 
 @dataclass(frozen=True)
@@ -88,6 +98,7 @@ class DocumentRecord:
     config_hash: str
     size: int
     pages: int | None = None
+    info: dict = field(default_factory=dict)  # e-mail metadata, OCR'd pages, warnings
 
 
 @dataclass(frozen=True)
@@ -104,6 +115,7 @@ class StoredChunk:
     end: int
     page: int | None
     heading: str
+    detail: str | None = None
 
 
 @dataclass(frozen=True)
@@ -117,6 +129,7 @@ class DocumentRow:
     size: int
     chunks: int
     indexed_at: float
+    info: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -180,6 +193,13 @@ class Store:
         if has_meta:
             row = self.db.execute("SELECT value FROM meta WHERE key='format_version'").fetchone()
             version = int(row[0]) if row else None
+        if version in _MIGRATIONS:
+            with self.transaction("upgrading the index format"):
+                while version in _MIGRATIONS:
+                    for statement in _MIGRATIONS[version]:
+                        self.db.execute(statement)
+                    version += 1
+                self._set_meta("format_version", str(version))
         if version is not None and version != FORMAT_VERSION:
             newer = version > FORMAT_VERSION
             raise IndexFormatError(
@@ -303,7 +323,7 @@ class Store:
             for doc, chunks in documents:
                 cursor = self.db.execute(
                     "INSERT INTO documents(key, source, kind, sha256, config_hash, size, pages,"
-                    " indexed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    " indexed_at, info) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         doc.key,
                         doc.source,
@@ -313,13 +333,14 @@ class Store:
                         doc.size,
                         doc.pages,
                         now,
+                        json.dumps(doc.info, ensure_ascii=False),
                     ),  # fmt: skip
                 )
                 doc_id = cursor.lastrowid
                 for chunk in chunks:
                     cursor = self.db.execute(
                         "INSERT INTO chunks(doc_id, ord, text, start, end, page, heading,"
-                        " n_tokens, vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        " n_tokens, vector, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (
                             doc_id,
                             chunk.ord,
@@ -330,6 +351,7 @@ class Store:
                             chunk.heading,
                             chunk.n_tokens,
                             vectors[row].tobytes(),
+                            chunk.detail,
                         ),  # fmt: skip
                     )
                     new_ids.append(int(cursor.lastrowid or 0))
@@ -489,7 +511,7 @@ class Store:
             marks = ",".join("?" * len(part))
             rows = self.db.execute(
                 "SELECT c.id, d.key, d.source, d.kind, c.ord, c.text, c.start, c.end, c.page,"
-                " c.heading FROM chunks c JOIN documents d ON d.id = c.doc_id"
+                " c.heading, c.detail FROM chunks c JOIN documents d ON d.id = c.doc_id"
                 f" WHERE c.id IN ({marks})",
                 part,
             )
@@ -501,7 +523,7 @@ class Store:
         """Every chunk (or every chunk of document `key`) in (document key, ord) order."""
         sql = (
             "SELECT c.id, d.key, d.source, d.kind, c.ord, c.text, c.start, c.end, c.page,"
-            " c.heading FROM chunks c JOIN documents d ON d.id = c.doc_id"
+            " c.heading, c.detail FROM chunks c JOIN documents d ON d.id = c.doc_id"
         )
         args: tuple[str, ...] = ()
         if key is not None:
@@ -511,13 +533,14 @@ class Store:
 
     def documents(self, document_id: int | None = None) -> list[DocumentRow]:
         """Every document (or the one with `document_id`), by path, with its chunk count."""
-        sql = ("SELECT d.id, d.key, d.kind, d.pages, d.size, COUNT(c.id), d.indexed_at"
+        sql = ("SELECT d.id, d.key, d.kind, d.pages, d.size, COUNT(c.id), d.indexed_at, d.info"
                " FROM documents d LEFT JOIN chunks c ON c.doc_id = d.id")  # fmt: skip
         args: tuple = ()
         if document_id is not None:
             sql, args = sql + " WHERE d.id = ?", (document_id,)
         rows = self.db.execute(sql + " GROUP BY d.id ORDER BY d.key", args).fetchall()
-        return [DocumentRow(*row) for row in rows]
+        return [DocumentRow(i, key, kind, pages, size, chunks, at, json.loads(info))
+                for i, key, kind, pages, size, chunks, at, info in rows]  # fmt: skip
 
     def documents_indexed_since(self, when: float) -> int:
         """Count documents written (added or re-indexed) after the Unix time `when`."""

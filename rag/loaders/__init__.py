@@ -1,0 +1,55 @@
+"""Turn file bytes into text with structure: paragraphs, heading paths, pages, rows.
+
+One module per format; `load_document` picks the loader by kind. Every loader returns a
+`Document` whose `blocks` are character spans into `Document.text`; chunks keep those spans
+so a citation can point back into the source.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from rag.errors import LoaderError
+from rag.loaders.base import Block, Document, Part
+from rag.loaders.html import html_to_text, load_html
+from rag.loaders.jsonl import Record, iter_jsonl_parts, iter_jsonl_records, record_document
+from rag.loaders.pdf import load_pdf
+from rag.loaders.text import decode_text, load_text, markdown_blocks, paragraph_blocks
+
+__all__ = [
+    "CONTAINERS", "KIND_BY_SUFFIX", "Block", "Document", "Part", "Record", "decode_text",
+    "html_to_text", "iter_jsonl_records", "kind_of", "load_document", "markdown_blocks",
+    "paragraph_blocks", "record_document",
+]  # fmt: skip
+
+TEXT_KINDS = {".txt": "txt", ".text": "txt", ".md": "md", ".markdown": "md"}
+HTML_KINDS = {".html": "html", ".htm": "html", ".xhtml": "html"}
+KIND_BY_SUFFIX = {**TEXT_KINDS, **HTML_KINDS, ".pdf": "pdf", ".jsonl": "jsonl"}
+
+Loader = Callable[[str, bytes], Document]
+_LOADERS: dict[str, Loader] = {
+    "txt": lambda key, data: load_text(key, "txt", data),
+    "md": lambda key, data: load_text(key, "md", data),
+    "html": load_html,
+    "pdf": load_pdf,
+}
+
+# Container kinds hold several documents; each Part is hashed, loaded and kept on its own.
+ContainerLoader = Callable[[Path, str], Iterator[Part | LoaderError]]
+CONTAINERS: dict[str, ContainerLoader] = {"jsonl": iter_jsonl_parts}
+
+
+def kind_of(path: Path) -> str | None:
+    """Return the loader kind for a file name, or None when the type is not supported."""
+    return KIND_BY_SUFFIX.get(path.suffix.lower())
+
+
+def load_document(key: str, kind: str, data: bytes) -> Document:
+    """Extract a document of `kind` (see KIND_BY_SUFFIX) from its bytes."""
+    if not data:
+        raise LoaderError(key, "file is empty (0 bytes); nothing to index")
+    loader = _LOADERS.get(kind)
+    if loader is None:
+        raise LoaderError(key, f"no loader for kind {kind!r}")
+    return loader(key, data)
