@@ -180,9 +180,11 @@ def _print_hits(query: str, hits, explain: bool) -> None:  # type: ignore[no-unt
     from rich.markup import escape
 
     from rag.compress import compress
+    from rag.locations import describe
 
     for hit in hits:
-        where = hit.path + (f":page {hit.page}" if hit.page else "")
+        inside = describe(hit.kind, hit.page, hit.detail, hit.heading)
+        where = hit.path + (f"  ({inside})" if inside else "")
         out.print(
             f"[bold]{hit.rank}.[/] [cyan]{escape(where)}[/]  score {hit.score:.4f}", markup=True
         )
@@ -446,12 +448,37 @@ def _print_modes(answer) -> None:  # type: ignore[no-untyped-def]
 
 
 @app.command()
-def status(index: IndexOption = None, as_json: JsonOption = False, debug: DebugOption = False):
-    """Show what an index holds: documents, chunks, embedder and size on disk."""
+def status(
+    index: IndexOption = None,
+    files: Annotated[
+        bool,
+        typer.Option(
+            "--files",
+            help="List every document: kind, pages, chunks, OCR'd pages, when it was last "
+            "indexed, and any warning its loader gave.",
+        ),
+    ] = False,
+    as_json: JsonOption = False,
+    debug: DebugOption = False,
+):
+    """Show what an index holds: documents, chunks, embedder and size on disk.
+
+    With --files, one line per document instead (--json for scripts).
+
+    Example:  rag status --files
+    """
     from rag.index import Index
 
     def work() -> int:
-        stats = Index(index).status()
+        idx = Index(index)
+        if files:
+            rows = idx.documents()
+            if as_json:
+                print_json([_file_status(row) for row in rows])
+            else:
+                _print_files(rows)
+            return 0
+        stats = idx.status()
         if as_json:
             print_json(stats.__dict__)
         else:
@@ -463,6 +490,53 @@ def status(index: IndexOption = None, as_json: JsonOption = False, debug: DebugO
         return 0
 
     raise typer.Exit(run_command(work, debug))
+
+
+def _file_status(row) -> dict:  # type: ignore[no-untyped-def]
+    """One document of `rag status --files --json`."""
+    info = dict(row.info)
+    return {
+        "id": row.id, "path": row.path, "kind": row.kind, "pages": row.pages,
+        "chunks": row.chunks, "bytes": row.size, "indexed_at": row.indexed_at,
+        "ocr_pages": info.pop("ocr_pages", []), "empty_pages": info.pop("empty_pages", []),
+        "warnings": info.pop("warnings", []), "meta": info,
+    }  # fmt: skip
+
+
+def _print_files(rows) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import time
+
+    from rich.markup import escape
+    from rich.table import Table
+
+    if not rows:
+        out.print("no documents indexed")
+        return
+    folders = [os.path.dirname(row.path.split("#", 1)[0]) for row in rows]
+    root = os.path.commonpath(folders) if len(set(folders)) > 1 else folders[0]
+    if root not in ("", os.sep):
+        out.print(f"[dim]paths under {escape(root)}{os.sep}[/]", markup=True)
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for name, justify in (("path", "left"), ("kind", "left"), ("pages", "right"),
+                          ("chunks", "right"), ("OCR'd pages", "left"), ("indexed", "left"),
+                          ("warnings", "left")):  # fmt: skip
+        table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    for row in rows:
+        status = _file_status(row)
+        ocr = ", ".join(map(str, status["ocr_pages"]))
+        if status["empty_pages"]:
+            empty = ", ".join(map(str, status["empty_pages"]))
+            ocr = (ocr + "; " if ocr else "") + f"empty: {empty}"
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(row.indexed_at))
+        warnings = "; ".join(w.removeprefix(f"{row.path}: ") for w in status["warnings"])
+        shown = row.path[len(root) + 1 :] if root not in ("", os.sep) else row.path
+        table.add_row(escape(shown), row.kind, str(row.pages or ""), str(row.chunks),
+                      ocr, when, f"[yellow]{escape(warnings)}[/]" if warnings else "")  # fmt: skip
+    out.print(table)
+    ocr_docs = sum(1 for row in rows if row.info.get("ocr_pages"))
+    out.print(f"[dim]{len(rows):,} documents · {sum(r.chunks for r in rows):,} chunks · "
+              f"{ocr_docs} with OCR'd pages[/]", markup=True)  # fmt: skip
 
 
 @app.command()
@@ -526,6 +600,9 @@ def _print_ingest_report(report, index_path: Path) -> None:  # type: ignore[no-u
             f"probes: recall@{probed['k']} {probed['recall@k']:.3f}{was} on "
             f"{probed['measured']} probes, {probed['stale']} stale"
         )
+    for key, pages in report.ocr_pages.items():
+        listed = ", ".join(map(str, pages))
+        out.print(f"OCR: {key}: page(s) {listed}", highlight=False)
     for warning in report.warnings:
         err.print(f"[yellow]warning:[/] {warning}", markup=True, highlight=False)
     for failure in report.failed:

@@ -17,7 +17,7 @@ from rag.pipeline import Pipeline, build_pipeline, load_chat_model, model_path
 from rag.rerank import Reranker
 from rag.retrieve import Filters, Hit, Retriever
 from rag.settings import AnswerSettings, Settings, load_settings
-from rag.store import StoreStats, write_lock
+from rag.store import DocumentRow, StoreStats, write_lock
 from rag.vectors import VectorBackend
 
 if TYPE_CHECKING:
@@ -247,6 +247,14 @@ class Index:
     def status(self) -> StoreStats:
         """Count documents and chunks, name the embedder, and measure the size on disk."""
         return self.pipeline.store().stats()
+
+    def documents(self) -> list[DocumentRow]:
+        """Every indexed document by path: kind, pages, chunks, when indexed, loader info.
+
+        `info` holds what the loader found: e-mail metadata, `ocr_pages`, `empty_pages`
+        and `warnings`.
+        """
+        return self.pipeline.store().documents()
 
     def close(self) -> None:
         """Free the loaded chat model and close the store."""

@@ -52,6 +52,7 @@ class IngestReport:
     failed: list[FailedFile] = field(default_factory=list)
     chunks: int = 0
     warnings: list[str] = field(default_factory=list)
+    ocr_pages: dict[str, list[int]] = field(default_factory=dict)  # document key -> pages
     seconds: float = 0.0
     probe_recall: dict | None = None  # the label-free probes re-measured (rag/eval/probes.py)
     error: str | None = None
@@ -155,6 +156,8 @@ def run_ingest(
                     chunks = _chunk(where, document, embedder, max_tokens, chunking, report)
                     if chunks:
                         report.warnings.extend(document.warnings)
+                        if document.ocr_pages:
+                            report.ocr_pages[document.key] = document.ocr_pages
                         pending.items.append((record, chunks))
                         pending.chunks += len(chunks)
                     if pending.chunks >= settings.flush_chunks:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -183,6 +184,27 @@ def test_index_from_a_newer_format_is_refused(tmp_path, docs, embedder):
     store.close()
     with pytest.raises(IndexFormatError, match="format 99.*upgrade rag"):
         Index(tmp_path / "idx").status()
+
+
+def test_format_1_index_is_upgraded_in_place_and_keeps_its_documents(tmp_path, docs, embedder):
+    index = make_index(tmp_path / "idx", embedder)
+    index.ingest([docs])
+    before = {hit.path for hit in index.search("battery months", k=3)}
+    index.close()
+    db = sqlite3.connect(tmp_path / "idx" / "index.sqlite")  # make it what format 1 wrote
+    db.executescript(
+        "ALTER TABLE documents DROP COLUMN info; ALTER TABLE chunks DROP COLUMN detail;"
+        "UPDATE meta SET value='1' WHERE key='format_version';"
+    )
+    db.close()
+    reopened = make_index(tmp_path / "idx", embedder)
+    assert {hit.path for hit in reopened.search("battery months", k=3)} == before
+    assert [row.info for row in reopened.documents()] == [{}, {}, {}]
+    report = reopened.ingest([docs])
+    assert report.unchanged == 3 and report.error is None
+    store = Store(tmp_path / "idx")
+    version = store.db.execute("SELECT value FROM meta WHERE key='format_version'").fetchone()
+    assert version == ("2",)
 
 
 def test_second_writer_is_refused_naming_the_holder(tmp_path, docs, embedder):

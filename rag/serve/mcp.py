@@ -65,6 +65,7 @@ from pydantic import BaseModel, Field
 from starlette.responses import PlainTextResponse
 
 from rag.errors import RagError
+from rag.locations import describe
 
 if TYPE_CHECKING:
     from mcp.server.transport_security import TransportSecuritySettings
@@ -117,7 +118,9 @@ class Passage(BaseModel):
     rank: int = Field(description="1 for the best match.")
     score: float = Field(description="Relevance; higher is better, comparable within one search.")
     path: str = Field(description="The document's file path.")
-    page: int | None = Field(description="Page number in a PDF, else null.")
+    page: int | None = Field(description="Page of a PDF, slide of a .pptx, else null.")
+    kind: str = Field(default="", description="The document's kind: pdf, docx, xlsx, eml, …")
+    detail: str | None = Field(default=None, description="Finer than a page: 'rows 12–40'.")
     start: int = Field(description="Start of the passage, a character offset in the document.")
     end: int = Field(description="End of the passage (exclusive), a character offset.")
     heading: str = Field(description="The section heading path, '' when there is none.")
@@ -137,6 +140,9 @@ class AskSource(BaseModel):
     n: int
     path: str
     page: int | None
+    kind: str = ""
+    detail: str | None = None
+    heading: str = ""
     start: int
     end: int
     text: str = Field(description="The passage as the model read it (may be shortened).")
@@ -308,8 +314,9 @@ def _ask_output(answer: Answer) -> AskOutput:
     )
 
 
-def _where(path: str, page: int | None, start: int, end: int) -> str:
-    return path + (f", page {page}" if page else "") + f", chars {start}-{end}"
+def _where(place: Passage | AskSource) -> str:
+    inside = describe(place.kind, place.page, place.detail, place.heading)
+    return place.path + (f", {inside}" if inside else "") + f", chars {place.start}-{place.end}"
 
 
 def _search_text(output: SearchOutput) -> str:
@@ -320,7 +327,7 @@ def _search_text(output: SearchOutput) -> str:
     for hit in output.hits:
         heading = f" ({hit.heading})" if hit.heading else ""
         lines.append(
-            f"\n[{hit.rank}] {_where(hit.path, hit.page, hit.start, hit.end)}{heading}, "
+            f"\n[{hit.rank}] {_where(hit)}{heading}, "
             f"score {hit.score:.3f}\n{hit.text.strip()}"
         )
     return "\n".join(lines)
@@ -339,6 +346,6 @@ def _ask_text(output: AskOutput) -> str:
 
 def _source_text(source: AskSource) -> str:
     return (
-        f"\n[{source.n}] {_where(source.path, source.page, source.start, source.end)}\n"
+        f"\n[{source.n}] {_where(source)}\n"
         f"{source.text.strip()}"
     )

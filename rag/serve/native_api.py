@@ -8,6 +8,7 @@ from dataclasses import asdict
 from fastapi import APIRouter, Request, UploadFile
 from fastapi.responses import JSONResponse
 
+from rag.locations import describe
 from rag.serve.errors import RequestError, service_of
 from rag.serve.schemas import SearchRequest
 from rag.serve.uploads import UploadError, save_upload, upload_dir
@@ -39,6 +40,7 @@ def search(body: SearchRequest, request: Request) -> dict:
     hits = []
     for hit in retrieval.hits:
         data = asdict(hit)
+        data["location"] = describe(hit.kind, hit.page, hit.detail, hit.heading)
         stages = data.pop("stages")
         if body.explain:
             data["explain"] = stages

@@ -19,13 +19,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from rag.errors import RagError
+from rag.locations import describe
 from rag.retrieve import Filters
 from rag.serve.errors import RequestError, rag_error_body, service_of
 from rag.serve.schemas import ChatMessage, ChatRequest, EmbeddingsRequest, FiltersBody
 from rag.settings import AnswerSettings
 
 if TYPE_CHECKING:
-    from rag.ask import Answer
+    from rag.ask import Answer, Source
     from rag.cite import CitedSentence
     from rag.serve.service import RagService
 
@@ -278,10 +279,17 @@ class _Reply:
             "cached": answer.cached,
         }
         if self.include_sources:
-            data["sources"] = [asdict(s) for s in answer.sources]
+            data["sources"] = [source_dict(s) for s in answer.sources]
             data["sentences"] = [_sentence(s) for s in answer.sentences]
-            data["nearest"] = [asdict(s) for s in answer.nearest]
+            data["nearest"] = [source_dict(s) for s in answer.nearest]
         return data
+
+
+def source_dict(source: Source) -> dict:
+    """A source as JSON, with `location` inside its document ("page 3", "slide 2", "")."""
+    return asdict(source) | {
+        "location": describe(source.kind, source.page, source.detail, source.heading)
+    }
 
 
 def _sentence(sentence: CitedSentence) -> dict:

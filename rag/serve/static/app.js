@@ -350,16 +350,21 @@ function chip(n, source, sentence) {
   }
   return h("button", {
     type: "button", class: "chip", "data-n": n, "aria-controls": "source-panel",
-    "aria-label": `Source ${n}: ${baseName(source.path)}${source.page ? `, page ${source.page}` : ""}`,
-    title: `${source.path}${source.page ? ` · page ${source.page}` : ""}`,
+    "aria-label": `Source ${n}: ${baseName(source.path)}${placeOf(source) ? `, ${placeOf(source)}` : ""}`,
+    title: `${source.path}${placeOf(source) ? ` · ${placeOf(source)}` : ""}`,
     text: String(n),
     onclick: (e) => openSource(source, { sentence, opener: e.currentTarget }),
   });
 }
 
+/** Where a source sits in its document: "page 3", "slide 2", "sheet Sales, rows 2–40". */
+function placeOf(source) {
+  return source.location || (source.page ? `page ${source.page}` : "");
+}
+
 function where(source) {
   const bits = [h("span", { class: "file", text: baseName(source.path) })];
-  if (source.page) bits.push(h("span", { class: "page", text: ` · page ${source.page}` }));
+  if (placeOf(source)) bits.push(h("span", { class: "page", text: ` · ${placeOf(source)}` }));
   return h("span", { class: "where-line" }, bits);
 }
 
@@ -451,7 +456,7 @@ function openSource(source, { sentence = null, query = null, opener = null } = {
   $("source-title").textContent = sentence || !query ? `Source ${source.n ?? ""}`.trim()
     : "A close passage";
   const facts = [source.path];
-  if (source.page) facts.push(`page ${source.page}`);
+  if (placeOf(source)) facts.push(placeOf(source));
   if (Number.isFinite(source.start) && Number.isFinite(source.end)) {
     facts.push(`characters ${source.start}–${source.end}`);
   }
