@@ -42,7 +42,7 @@ TIMEOUT = 240  # seconds for one whole conversation
 # so the answered branch is pinned with a scripted model (the last test).
 OFF_TOPIC = "What is the capital of Mongolia?"
 ON_TOPIC = "How long is the warranty?"
-SOURCE_KEYS = {"n", "path", "page", "start", "end", "text", "score"}
+SOURCE_KEYS = {"n", "path", "page", "kind", "detail", "heading", "start", "end", "text", "score"}
 
 
 @pytest.fixture(scope="module")
@@ -261,7 +261,8 @@ async def _check_search(c: Client) -> None:
     assert {h["path"] for h in hits} <= DEMO_FILES
     for hit in hits:
         assert hit["text"] and 0 <= hit["start"] < hit["end"]
-        assert set(hit) == {"rank", "score", "path", "page", "start", "end", "heading", "text"}
+        assert set(hit) == {"rank", "score", "path", "page", "kind", "detail", "start", "end",
+                            "heading", "text"}
     text = result.content[0].text  # type: ignore[union-attr]
     assert hits[0]["path"] in text and hits[0]["text"].strip()[:40] in text
 
