@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import posixpath
 import zipfile
-import zlib
 from typing import Any
 from urllib.parse import unquote, urldefrag
 
 from rag.errors import LoaderError
 from rag.loaders.base import Block, Document
 from rag.loaders.html import html_to_text
-from rag.loaders.office import not_valid, open_zip
+from rag.loaders.office import BROKEN_ZIP_ERRORS, broken, not_valid, open_zip
 from rag.loaders.text import decode_text, markdown_blocks
 
 _OPF = "{http://www.idpf.org/2007/opf}"
@@ -32,8 +31,6 @@ def load_epub(key: str, data: bytes) -> Document:
     The chapter title comes from the table of contents (nav or NCX), else the chapter's first
     h1/h2; a spine file with neither continues the chapter before it (split chapters).
     """
-    from lxml.etree import XMLSyntaxError
-
     with open_zip(key, data, ".epub") as archive:
         try:
             _refuse_drm(key, archive)
@@ -43,11 +40,12 @@ def load_epub(key: str, data: bytes) -> Document:
             titles = _toc_titles(archive, book)
             names = set(archive.namelist())
             chapters = [(href, archive.read(href)) for href in book.spine if href in names]
-        except (zipfile.BadZipFile, KeyError, XMLSyntaxError, zlib.error, EOFError) as exc:
-            raise LoaderError(key, not_valid(".epub", f"{type(exc).__name__}: {exc}")) from None
+            missing = [href for href in book.spine if href not in names]
+        except BROKEN_ZIP_ERRORS as exc:
+            raise broken(key, ".epub", exc) from None
     parts: list[str] = []
     blocks: list[Block] = []
-    warnings: list[str] = []
+    warnings = [f"{key}: chapter file {href} is missing from the book" for href in missing]
     offset = 0
     title = ""
     for href, raw in chapters:
@@ -202,5 +200,5 @@ def _xml(data: bytes, html: bool = False) -> Any:
     parser = etree.XMLParser(resolve_entities=False, no_network=True, recover=True)
     root = etree.fromstring(data, parser)
     if root is None:
-        raise etree.XMLSyntaxError("empty or unparseable XML", None, 0, 0)
+        raise ValueError("empty or unparseable XML")
     return root

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import os
 import zipfile
+import zlib
 from collections.abc import Sequence
 
 from rag.errors import LoaderError
@@ -44,6 +45,19 @@ def open_zip(key: str, data: bytes, suffix: str) -> zipfile.ZipFile:
 def not_valid(suffix: str, detail: str = "corrupt or not a zip file") -> str:
     """The problem line for a container that does not open: what it is, and what to do."""
     return f"not a valid {suffix} ({detail}); re-save or re-export it and index it again"
+
+
+# What a damaged package raises while it is read (lxml's XMLSyntaxError is a SyntaxError).
+BROKEN_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, KeyError, ValueError, SyntaxError)
+
+
+def broken(key: str, suffix: str, exc: Exception) -> LoaderError:
+    """The error for a `suffix` file whose parts could not be read (`exc` says why)."""
+    if isinstance(exc, zipfile.BadZipFile | zlib.error | EOFError):
+        return LoaderError(key, not_valid(suffix, f"corrupt zip data: {exc}"))
+    if isinstance(exc, KeyError):
+        return LoaderError(key, not_valid(suffix, f"a part is missing: {exc}"))
+    return LoaderError(key, not_valid(suffix, f"{type(exc).__name__}: {exc}"))
 
 
 def table_rows(rows: Sequence[Sequence[str | None]], header: bool) -> list[str]:

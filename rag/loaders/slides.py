@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import io
-import zlib
 from collections.abc import Iterator
 from typing import Any
 
 from rag.errors import LoaderError
 from rag.loaders.base import Block, Document
-from rag.loaders.office import looks_like_header, not_valid, open_zip, table_rows
+from rag.loaders.office import (
+    BROKEN_ZIP_ERRORS,
+    broken,
+    looks_like_header,
+    open_zip,
+    table_rows,
+)
 
 NOTES_PREFIX = "Speaker notes: "
 
@@ -18,7 +23,6 @@ def load_pptx(key: str, data: bytes) -> Document:
     """Load a .pptx: every block carries its 1-based slide number as `page` and the slide
     title as heading; text boxes and tables in reading order (top to bottom, then left to
     right), then the speaker notes as a block starting "Speaker notes: "."""
-    from lxml.etree import XMLSyntaxError
     from pptx import Presentation
     from pptx.exc import PackageNotFoundError
 
@@ -31,9 +35,9 @@ def load_pptx(key: str, data: bytes) -> Document:
             raise LoaderError(key, (
                 "is not a PowerPoint presentation (the zip holds another Office format); "
                 "is the extension right?")) from None  # fmt: skip
-        raise LoaderError(key, not_valid(".pptx", f"{type(exc).__name__}: {exc}")) from None
-    except (PackageNotFoundError, KeyError, XMLSyntaxError, zlib.error, EOFError) as exc:
-        raise LoaderError(key, not_valid(".pptx", f"{type(exc).__name__}: {exc}")) from None
+        raise broken(key, ".pptx", exc) from None
+    except (PackageNotFoundError, *BROKEN_ZIP_ERRORS) as exc:
+        raise broken(key, ".pptx", exc) from None
     parts: list[str] = []
     blocks: list[Block] = []
     empty: list[int] = []

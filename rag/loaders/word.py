@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import io
 import re
-import zlib
 from collections.abc import Iterator
 from typing import Any
 
 from rag.errors import LoaderError
 from rag.loaders.base import Block, Document
-from rag.loaders.office import looks_like_header, not_valid, open_zip, table_rows
+from rag.loaders.office import (
+    BROKEN_ZIP_ERRORS,
+    broken,
+    looks_like_header,
+    open_zip,
+    table_rows,
+)
 
 _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 _MC_FALLBACK = "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallback"
@@ -24,7 +29,6 @@ def load_docx(key: str, data: bytes) -> Document:
     each paragraph and each table row is a block, in the order of the document."""
     import docx
     from docx.opc.exceptions import PackageNotFoundError
-    from lxml.etree import XMLSyntaxError
 
     open_zip(key, data, ".docx").close()
     try:
@@ -48,9 +52,9 @@ def load_docx(key: str, data: bytes) -> Document:
             raise LoaderError(key, (
                 "is not a Word document (the zip holds another Office format); "
                 "is the extension right?")) from None  # fmt: skip
-        raise LoaderError(key, not_valid(".docx", f"{type(exc).__name__}: {exc}")) from None
-    except (PackageNotFoundError, KeyError, XMLSyntaxError, zlib.error, EOFError) as exc:
-        raise LoaderError(key, not_valid(".docx", f"{type(exc).__name__}: {exc}")) from None
+        raise broken(key, ".docx", exc) from None
+    except (PackageNotFoundError, *BROKEN_ZIP_ERRORS) as exc:
+        raise broken(key, ".docx", exc) from None
     if not builder.blocks:
         raise LoaderError(key, "no text found in the document (only images or empty?)")
     return Document(key=key, kind="docx", text="".join(builder.parts), blocks=builder.blocks,
