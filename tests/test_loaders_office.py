@@ -247,6 +247,24 @@ def test_pptx_one_page_per_slide_with_title_heading_in_reading_order():
     ]
 
 
+def test_pptx_footer_date_and_slide_number_placeholders_are_left_out():
+    import copy
+
+    from pptx import Presentation
+
+    prs = Presentation()
+    layout = prs.slide_layouts[1]
+    slide = prs.slides.add_slide(layout)
+    slide.shapes.title.text = "Roadmap"
+    slide.placeholders[1].text = "Ship the Vantor release."
+    for placeholder in list(layout.placeholders)[2:]:  # date, footer, slide number
+        slide.shapes._spTree.append(copy.deepcopy(placeholder._element))
+    for shape in list(slide.shapes)[2:]:
+        shape.text_frame.text = "Confidential"
+    doc = load_document("r.pptx", "pptx", _save(prs))
+    assert "Confidential" not in doc.text and "Ship the Vantor release." in doc.text
+
+
 # --- EPUB -----------------------------------------------------------------------------------
 
 
@@ -317,6 +335,12 @@ def test_unreadable_files_give_one_clear_line(name, make, message):
         load_document(f"/docs/{name}", kind, make())
     assert message in str(caught.value) and "\n" not in str(caught.value)
     assert str(caught.value).startswith(f"/docs/{name}: ")
+
+
+def test_a_zip_that_unpacks_past_the_limit_is_refused_before_it_is_read(monkeypatch):
+    monkeypatch.setattr("rag.loaders.office.MAX_UNPACKED_BYTES", 10_000)
+    with pytest.raises(LoaderError, match=r"MB limit for one document \(a zip bomb\?\)"):
+        load_document("big.docx", "docx", docx_bytes())
 
 
 # --- end to end: ingest a folder, search, cite ------------------------------------------------

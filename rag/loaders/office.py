@@ -19,6 +19,7 @@ from rag.errors import LoaderError
 
 OLE_MAGIC = b"\xd0\xcf\x11\xe0"  # a Compound File (CFB): Office 97 binaries, encrypted OOXML
 _ENCRYPTED_STREAM = "EncryptedPackage".encode("utf-16-le")
+MAX_UNPACKED_BYTES = 2**30  # the parts are read into memory: refuse zip bombs
 _LEGACY = {".docx": "Word 97–2003 (.doc)", ".pptx": "PowerPoint 97–2003 (.ppt)"}
 
 
@@ -37,9 +38,17 @@ def open_zip(key: str, data: bytes, suffix: str) -> zipfile.ZipFile:
             f"is a {legacy} file or password-protected, not {suffix}; "
             f"save an unprotected copy as {suffix}"))  # fmt: skip
     try:
-        return zipfile.ZipFile(io.BytesIO(data))
+        archive = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError):
         raise LoaderError(key, not_valid(suffix)) from None
+    unpacked = sum(info.file_size for info in archive.infolist())
+    if unpacked > MAX_UNPACKED_BYTES:
+        archive.close()
+        raise LoaderError(key, (
+            f"unpacks to {unpacked / 2**20:,.0f} MB, over the "
+            f"{MAX_UNPACKED_BYTES / 2**20:,.0f} MB limit for one document (a zip bomb?); "
+            "split the document"))  # fmt: skip
+    return archive
 
 
 def not_valid(suffix: str, detail: str = "corrupt or not a zip file") -> str:

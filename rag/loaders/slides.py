@@ -69,7 +69,7 @@ def _slide_texts(slide: Any) -> tuple[str, list[str]]:
     title_id = title_shape.shape_id if title_shape is not None else None
     body: list[str] = []
     for shape in _reading_order(slide.shapes):
-        if shape.shape_id == title_id and title_shape is not None:
+        if shape.shape_id == title_id or _is_chrome(shape):
             continue
         if getattr(shape, "has_table", False) and shape.has_table:
             body.extend(_table_rows(shape.table))
@@ -100,6 +100,16 @@ def _reading_order(shapes: Any) -> Iterator[Any]:
             yield from _reading_order(shape.shapes)
         else:
             yield shape
+
+
+def _is_chrome(shape: Any) -> bool:
+    """Footer, date and slide-number placeholders: the same on every slide, not content."""
+    from pptx.enum.shapes import PP_PLACEHOLDER
+
+    if not shape.is_placeholder:
+        return False
+    chrome = (PP_PLACEHOLDER.FOOTER, PP_PLACEHOLDER.DATE, PP_PLACEHOLDER.SLIDE_NUMBER)
+    return shape.placeholder_format.type in chrome
 
 
 def _table_rows(table: Any) -> list[str]:
