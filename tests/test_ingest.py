@@ -44,7 +44,7 @@ def texts(index: Index) -> list[str]:
 
 
 def test_first_ingest_adds_every_supported_file(tmp_path, docs, embedder):
-    (docs / "notes.docx").write_bytes(b"PK")
+    (docs / "notes.doc").write_bytes(b"\xd0\xcf\x11\xe0")  # Word 97: not supported
     report = make_index(tmp_path / "idx", embedder).ingest([docs])
     assert (report.added, report.skipped, report.failed) == (3, 1, [])
     status = Index(tmp_path / "idx").status()

@@ -12,10 +12,13 @@ from pathlib import Path
 
 from rag.errors import LoaderError
 from rag.loaders.base import Block, Document, Part
+from rag.loaders.epub import load_epub
 from rag.loaders.html import html_to_text, load_html
 from rag.loaders.jsonl import Record, iter_jsonl_parts, iter_jsonl_records, record_document
 from rag.loaders.pdf import load_pdf
+from rag.loaders.slides import load_pptx
 from rag.loaders.text import decode_text, load_text, markdown_blocks, paragraph_blocks
+from rag.loaders.word import load_docx
 
 __all__ = [
     "CONTAINERS", "KIND_BY_SUFFIX", "Block", "Document", "Part", "Record", "decode_text",
@@ -25,7 +28,8 @@ __all__ = [
 
 TEXT_KINDS = {".txt": "txt", ".text": "txt", ".md": "md", ".markdown": "md"}
 HTML_KINDS = {".html": "html", ".htm": "html", ".xhtml": "html"}
-KIND_BY_SUFFIX = {**TEXT_KINDS, **HTML_KINDS, ".pdf": "pdf", ".jsonl": "jsonl"}
+OFFICE_KINDS = {".docx": "docx", ".pptx": "pptx", ".epub": "epub"}
+KIND_BY_SUFFIX = {**TEXT_KINDS, **HTML_KINDS, **OFFICE_KINDS, ".pdf": "pdf", ".jsonl": "jsonl"}
 
 Loader = Callable[[str, bytes], Document]
 _LOADERS: dict[str, Loader] = {
@@ -33,6 +37,9 @@ _LOADERS: dict[str, Loader] = {
     "md": lambda key, data: load_text(key, "md", data),
     "html": load_html,
     "pdf": load_pdf,
+    "docx": load_docx,
+    "pptx": load_pptx,
+    "epub": load_epub,
 }
 
 # Container kinds hold several documents; each Part is hashed, loaded and kept on its own.
