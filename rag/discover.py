@@ -93,7 +93,8 @@ def _add_file(path: str, found: Discovery, seen_files: set[str], explicit: bool 
         return
     seen_files.add(path)
     kind = kind_of(Path(path))
-    if kind is None or (kind == "jsonl" and not explicit):  # collections only when named
+    lock_file = os.path.basename(path).startswith("~$")  # Office's "owner" file of an open one
+    if kind is None or (not explicit and (kind == "jsonl" or lock_file)):  # only when named
         found.skipped.append(path)
         return
     try:

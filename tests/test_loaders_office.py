@@ -382,3 +382,13 @@ def test_ingest_and_search_cite_the_slide_heading_and_chapter(tmp_path: Path, em
     name, kind, page, heading, text = top("lighthouse keeper Bartholomew Quennell")
     assert (name, kind, heading) == ("tales.epub", "epub", "The Harbour > Night")
     assert top("Kelderhorn snow")[3] == "The Mountain > Chapter One"
+
+
+def test_office_lock_files_in_a_folder_are_skipped_not_failed(tmp_path):
+    from rag.discover import discover
+
+    (tmp_path / "guide.docx").write_bytes(docx_bytes())
+    (tmp_path / "~$guide.docx").write_bytes(b"\x05Alice" + bytes(157))
+    found = discover([tmp_path])
+    assert [Path(f.path).name for f in found.files] == ["guide.docx"]
+    assert [Path(p).name for p in found.skipped] == ["~$guide.docx"]
