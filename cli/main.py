@@ -10,6 +10,7 @@ import typer
 from rag_cli.options import (
     DebugOption,
     FusionOption,
+    IndexesOption,
     IndexOption,
     JsonOption,
     LlmModelOption,
@@ -27,6 +28,8 @@ app = typer.Typer(
     help=(
         "Answer questions over your own documents, offline, with answers you can check.\n\n"
         "Start with:  rag ingest ~/docs   then   rag status\n\n"
+        "Several collections: rag ingest ~/mail --index mail makes the named index mail; "
+        "rag indexes lists them; rag search/ask --index docs --index mail searches both.\n\n"
         "Settings come in layers, lowest first: built-in defaults < a preset (--preset "
         "default|fast|tiny, or your own $RAG_HOME/presets/NAME.toml) < $RAG_HOME/config.toml "
         "(or --config FILE) < RAG_SECTION_KEY environment variables < flags (and --set "
@@ -122,7 +125,7 @@ def ingest(
 @app.command()
 def search(
     query: Annotated[str, typer.Argument(help="What you are looking for, in your own words.")],
-    index: IndexOption = None,
+    index: IndexesOption = None,
     k: Annotated[int, typer.Option("--k", "-k", help="How many passages to show.")] = 5,
     mode: Annotated[
         str, typer.Option(help="bm25 (keywords), dense (meaning) or hybrid (both, fused).")
@@ -153,14 +156,16 @@ def search(
 ) -> None:
     """Find the passages that best match a query, with where they come from.
 
+    With several --index, each index is searched and the results are merged by score
+    fusion; each passage says which collection it came from.
+
     Example:  rag search "how long does the battery last" --k 3 --explain
     """
-    from rag.index import Index
 
     def work() -> int:
         loaded = load_cli_settings(preset, config, {"retrieval.reranker": reranker,
                                                     "retrieval.fusion": fusion}, sets)  # fmt: skip
-        idx = Index(index, settings=loaded.settings)
+        idx = _open(index, loaded.settings)
         hits = idx.search(
             query, k, mode=mode, path_glob=path, kinds=kind or (), rerank=not no_rerank
         )
@@ -185,6 +190,7 @@ def _print_hits(query: str, hits, explain: bool) -> None:  # type: ignore[no-unt
     for hit in hits:
         inside = describe(hit.kind, hit.page, hit.detail, hit.heading)
         where = hit.path + (f"  ({inside})" if inside else "")
+        where = f"{hit.collection}: {where}" if hit.collection else where
         out.print(
             f"[bold]{hit.rank}.[/] [cyan]{escape(where)}[/]  score {hit.score:.4f}", markup=True
         )
@@ -214,7 +220,7 @@ def _print_hits(query: str, hits, explain: bool) -> None:  # type: ignore[no-unt
 @app.command()
 def ask(
     question: Annotated[str, typer.Argument(help="Your question, in your own words.")],
-    index: IndexOption = None,
+    index: IndexesOption = None,
     preset: PresetOption = None,
     model: ModelOption = None,
     llm_url: LlmUrlOption = None,
@@ -267,9 +273,11 @@ def ask(
     and lists the nearest passages instead of guessing. The model and answer policy come
     from the preset (`rag config show`); flags override them for this question.
 
+    With several --index, passages are found in each index and merged by score fusion; each
+    source says which collection it came from.
+
     Example:  rag ask "How long is the warranty?" --quotes
     """
-    from rag.index import Index
 
     def work() -> int:
         loaded = load_cli_settings(preset, config, {
@@ -279,7 +287,7 @@ def ask(
             "answer.min_found": min_found, "retrieval.reranker": reranker,
             "retrieval.fusion": fusion, "llm.url": llm_url, "llm.model": llm_model,
         }, sets)  # fmt: skip
-        idx = Index(index, settings=loaded.settings)
+        idx = _open(index, loaded.settings)
         try:
             answer = _answer(idx, question, stream=not as_json)
         finally:
@@ -295,7 +303,7 @@ def ask(
 
 @app.command()
 def chat(
-    index: IndexOption = None,
+    index: IndexesOption = None,
     preset: PresetOption = None,
     model: ModelOption = None,
     llm_url: LlmUrlOption = None,
@@ -309,16 +317,16 @@ def chat(
     """Ask one question after another with the model kept loaded (Ctrl-D to quit).
 
     A follow-up ("and the K3?") is rewritten into a standalone question from the earlier
-    turns before it is searched; the rewritten question is shown.
+    turns before it is searched; the rewritten question is shown. Several --index are
+    searched as one, as in `rag ask`.
     """
-    from rag.index import Index
 
     def work() -> int:
         loaded = load_cli_settings(preset, config, {
             "generation.model": model, "answer.strict": strict, "llm.url": llm_url,
             "llm.model": llm_model,
         }, sets)  # fmt: skip
-        idx = Index(index, settings=loaded.settings)
+        idx = _open(index, loaded.settings)
         history: list[tuple[str, str]] = []
         try:
             while True:
@@ -339,6 +347,17 @@ def chat(
             idx.close()
 
     raise typer.Exit(run_command(work, debug))
+
+
+def _open(indexes: list[Path] | None, settings):  # type: ignore[no-untyped-def]
+    """One `Index`, or a `MultiIndex` over several `--index` values."""
+    if indexes and len(indexes) > 1:
+        from rag.multi import MultiIndex
+
+        return MultiIndex(indexes, settings=settings)
+    from rag.index import Index
+
+    return Index(indexes[0] if indexes else None, settings=settings)
 
 
 def _answer(idx, question: str, stream: bool, history=()):  # type: ignore[no-untyped-def]
@@ -537,6 +556,53 @@ def _print_files(rows) -> None:  # type: ignore[no-untyped-def]
     ocr_docs = sum(1 for row in rows if row.info.get("ocr_pages"))
     out.print(f"[dim]{len(rows):,} documents · {sum(r.chunks for r in rows):,} chunks · "
               f"{ocr_docs} with OCR'd pages[/]", markup=True)  # fmt: skip
+
+
+@app.command("indexes")
+def indexes_cmd(as_json: JsonOption = False, debug: DebugOption = False) -> None:
+    """List the named indexes (and the default one): documents, chunks, size, last ingest,
+    embedder and where each lives. Reads only their SQLite files, never a model.
+
+    A named index is made by ingesting into it:  rag ingest ~/mail --index mail
+    """
+    from rag.collections import indexes_dir, list_indexes
+
+    def work() -> int:
+        found = list_indexes()
+        if as_json:
+            print_json([c.to_dict() for c in found])
+            return 0
+        if not found:
+            out.print(f"no indexes yet in {indexes_dir()}; make one with: "
+                      "rag ingest ~/docs --index NAME", markup=False)  # fmt: skip
+            return 0
+        _print_indexes(found)
+        return 0
+
+    raise typer.Exit(run_command(work, debug))
+
+
+def _print_indexes(found) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    rows = [("NAME", "DOCS", "CHUNKS", "SIZE", "LAST INGEST", "EMBEDDER", "PATH")]
+    for c in found:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(c.last_ingest)) if c.last_ingest \
+            else "-"  # fmt: skip
+        rows.append((c.name, f"{c.documents:,}", f"{c.chunks:,}", f"{c.bytes / 2**20:.1f} MB",
+                     when, c.embedder or "-", c.path))  # fmt: skip
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    right = {1, 2, 3}
+    for row in rows:
+        cells = [cell.rjust(w) if i in right else cell.ljust(w)
+                 for i, (cell, w) in enumerate(zip(row, widths, strict=True))]  # fmt: skip
+        out.print("  ".join(cells).rstrip(), markup=False)
+    from rich.markup import escape
+
+    for c in found:
+        if c.problem:
+            err.print(f"[yellow]warning:[/] {escape(c.name)}: {escape(c.problem)}", markup=True,
+                      highlight=False)  # fmt: skip
 
 
 @app.command()

@@ -7,11 +7,41 @@ from typing import Annotated
 
 import typer
 
+INDEX_HELP = (
+    "Index: a name (letters, digits, . _ -) is a named index in $RAG_HOME/indexes/NAME "
+    "('rag indexes' lists them; 'default' is the default one), anything with a / is a folder "
+    "(./idx, ~/idx). A bare name that is an index folder here still means that folder, with a "
+    "note: write ./NAME for it. Default: $RAG_HOME/index, else the platform's user data dir."
+)
+
+
+def index_value(value: str) -> Path:
+    """Parse one `--index` value into its directory (rag.collections.resolve_index); a
+    notice goes to stderr, an invalid name is a usage error."""
+    from rag.collections import resolve_index
+    from rag.errors import ConfigError
+    from rag_cli.output import err
+
+    try:
+        return resolve_index(value, note=lambda text: err.print(text, markup=False))
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
 IndexOption = Annotated[
     Path | None,
     typer.Option(
+        "--index", parser=index_value, metavar="NAME|PATH", help=INDEX_HELP, show_default=False
+    ),
+]
+IndexesOption = Annotated[
+    list[Path] | None,
+    typer.Option(
         "--index",
-        help="Index directory. Default: $RAG_HOME/index, else the platform's user data dir.",
+        parser=index_value,
+        metavar="NAME|PATH",
+        help=f"{INDEX_HELP} Repeat it to search several indexes as one (--index docs --index "
+        "mail): the results are merged, and each says which collection it came from.",
         show_default=False,
     ),
 ]

@@ -10,7 +10,7 @@ import json
 import math
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, cast
 
@@ -30,7 +30,7 @@ from rag.prompts import NOT_FOUND_MARKER, PromptTemplate, format_source, load_pr
 from rag.settings import AnswerSettings
 
 if TYPE_CHECKING:
-    from rag.retrieve import Filters, Hit, Retriever
+    from rag.retrieve import Filters, Hit, Searcher
 
 NOT_FOUND = "Not found in your documents."
 # Which abstention signal an answer's "found" decision rested on (Answer.abstention_signal).
@@ -59,11 +59,14 @@ class Source:
     kind: str = ""
     detail: str | None = None
     heading: str = ""
+    collection: str = ""  # the index it came from, when several were searched
 
     @property
     def location(self) -> str:
-        """The path with the page, slide or sheet rows: "report.pdf (page 3)"."""
-        return where(self.path, self.kind, self.page, self.detail, self.heading)
+        """The path with the page, slide or sheet rows: "report.pdf (page 3)", after its
+        collection when several indexes were searched: "mail: report.pdf (page 3)"."""
+        return _located(self.collection, where(self.path, self.kind, self.page, self.detail,
+                                               self.heading))  # fmt: skip
 
 
 @dataclass
@@ -147,11 +150,12 @@ Events = Callable[[str, dict], None]
 class Asker:
     """Answer questions from one retriever with one chat model; holds no per-question state,
     so several threads may ask at once (a model that runs one reply at a time makes the
-    others wait for it)."""
+    others wait for it). The retriever is a `Retriever`, or anything with its `retrieve` and
+    `embedder` (`rag.retrieve.Searcher`: e.g. `rag.multi.MultiRetriever`)."""
 
     def __init__(
         self,
-        retriever: Retriever,
+        retriever: Searcher,
         model: ChatModel,
         settings: AnswerSettings | None = None,
     ) -> None:
@@ -163,16 +167,32 @@ class Asker:
         self,
         question: str,
         *,
+        history: Sequence[tuple[str, str]] = (),
         on_token: Callable[[str], None] | None = None,
         on_event: Events | None = None,
         settings: AnswerSettings | None = None,
         filters: Filters | None = None,
     ) -> Answer:
         """Answer `question` from the passages `filters` allows (default: all); stream tokens
-        to `on_token`; report stages to `on_event`."""
+        to `on_token`; report stages to `on_event`. `history`, earlier (role, text) turns,
+        makes a follow-up standalone first (`answer.rewritten_question`)."""
+        standalone, rewrite_s = question, 0.0
+        if history:
+            from rag.rewrite import standalone_question
+
+            if on_event:
+                on_event("rewriting", {"turns": len(history)})
+            started = time.perf_counter()
+            standalone = standalone_question(self.model, history, question)
+            rewrite_s = time.perf_counter() - started
         started = time.perf_counter()
-        answer = self._ask(question, on_token, on_event, settings or self.settings, filters)
+        answer = self._ask(standalone, on_token, on_event, settings or self.settings, filters)
         answer.usage.total_s = round(time.perf_counter() - started, 4)
+        if history:
+            answer.question, answer.rewritten_question = question, standalone
+            answer.usage.stages_s["rewrite"] = rewrite_s
+            answer.usage.total_s = round(answer.usage.total_s + rewrite_s, 4)
+            answer.usage.ttft_s = round(answer.usage.ttft_s + rewrite_s, 4)
         return answer
 
     def _ask(
@@ -429,7 +449,7 @@ def _sources(hits: list[Hit]) -> list[Source]:
 
 def _source(n: int, hit: Hit, text: str) -> Source:
     return Source(n, hit.path, hit.page, hit.start, hit.end, text, hit.score, hit.kind,
-                  hit.detail, hit.heading)  # fmt: skip
+                  hit.detail, hit.heading, hit.collection)  # fmt: skip
 
 
 def _answer_schema(n_sources: int) -> dict:
@@ -509,4 +529,9 @@ class _Candidate:
 
 def _hit_location(hit: Hit) -> str:
     """How a source's origin is shown to the model and the user."""
-    return where(hit.path, hit.kind, hit.page, hit.detail, hit.heading)
+    return _located(hit.collection, where(hit.path, hit.kind, hit.page, hit.detail, hit.heading))
+
+
+def _located(collection: str, location: str) -> str:
+    """ "mail: inbox/a.eml" for a passage from the collection "mail"; else the location."""
+    return f"{collection}: {location}" if collection else location

@@ -225,24 +225,9 @@ class Index:
         """
         if not question.strip():
             raise ConfigError("the question is empty")
-        asker = self.pipeline.asker()
-        standalone, rewrite_s = question, 0.0
-        if history:
-            from rag.rewrite import standalone_question
-
-            if on_event:
-                on_event("rewriting", {"turns": len(history)})
-            started = time.perf_counter()
-            standalone = standalone_question(asker.model, history, question)
-            rewrite_s = time.perf_counter() - started
-        answer = asker.ask(standalone, on_token=on_token, on_event=on_event, settings=settings,
-                           filters=filters)  # fmt: skip
-        if history:
-            answer.question, answer.rewritten_question = question, standalone
-            answer.usage.stages_s["rewrite"] = rewrite_s
-            answer.usage.total_s = round(answer.usage.total_s + rewrite_s, 4)
-            answer.usage.ttft_s = round(answer.usage.ttft_s + rewrite_s, 4)
-        return answer
+        return self.pipeline.asker().ask(question, history=history, on_token=on_token,
+                                         on_event=on_event, settings=settings,
+                                         filters=filters)  # fmt: skip
 
     def status(self) -> StoreStats:
         """Count documents and chunks, name the embedder, and measure the size on disk."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from rag.errors import ConfigError
 from rag.fusion import reciprocal_rank_fusion, score_fusion
@@ -63,6 +63,7 @@ class Hit:
     kind: str = ""
     detail: str | None = None  # finer than the page: "rows 12–40" of a sheet
     stages: Stages = field(default_factory=Stages)
+    collection: str = ""  # the index it came from, when several were searched (rag.multi)
 
     def to_dict(self) -> dict:
         from dataclasses import asdict
@@ -91,6 +92,90 @@ class Filters:
     @property
     def active(self) -> bool:
         return bool(self.path_glob or self.kinds)
+
+
+@dataclass
+class Candidates:
+    """What BM25 and dense search found for one query, before fusion: (chunk id, score)
+    pairs, best first, and the exact scores of one-sided candidates from the other side."""
+
+    bm25: list[tuple[int, float]] = field(default_factory=list)
+    dense: list[tuple[int, float]] = field(default_factory=list)
+    extra_bm25: dict[int, float] = field(default_factory=dict)
+    extra_dense: dict[int, float] = field(default_factory=dict)
+
+    def stages(self, fused: list[tuple[int, float]]) -> dict[int, Stages]:
+        """Each candidate's rank and score in the BM25, dense and `fused` lists."""
+        stages: dict[int, Stages] = {}
+        for rank, (cid, score) in enumerate(self.bm25, start=1):
+            s = stages.setdefault(cid, Stages())
+            s.bm25_rank, s.bm25_score = rank, score
+        for rank, (cid, score) in enumerate(self.dense, start=1):
+            s = stages.setdefault(cid, Stages())
+            s.dense_rank, s.dense_score = rank, score
+        for rank, (cid, score) in enumerate(fused, start=1):
+            stages[cid].fused_rank, stages[cid].fused_score = rank, score
+        return stages
+
+
+def fuse(
+    found: Candidates, mode: str, fusion: str, dense_weight: float, rrf_k: int
+) -> list[tuple[int, float]]:
+    """One ranking of the candidates, best first: BM25 or dense alone, else their fusion."""
+    if mode != "hybrid":
+        return found.bm25 or found.dense
+    if fusion == "rrf":
+        rankings = [[cid for cid, _ in found.bm25], [cid for cid, _ in found.dense]]
+        return reciprocal_rank_fusion(rankings, k=rrf_k)
+    return score_fusion(
+        [found.bm25, found.dense],
+        weights=[1.0 - dense_weight, dense_weight],
+        normalize="zscore" if fusion == "zscore" else "minmax",
+        extra=[found.extra_bm25, found.extra_dense],
+    )
+
+
+class Searcher(Protocol):
+    """What answering needs from retrieval: `Retriever`, or `rag.multi.MultiRetriever` over
+    several indexes that share one embedder."""
+
+    @property
+    def embedder(self) -> Embedder: ...
+
+    def retrieve(
+        self,
+        query: str,
+        k: int = 10,
+        mode: str = "hybrid",
+        filters: Filters | None = None,
+        rerank: bool = True,
+    ) -> Retrieval: ...
+
+
+def check_query(query: str, k: int, mode: str) -> None:
+    """Raise ConfigError for an unknown mode, k under 1 or an empty query."""
+    if mode not in MODES:
+        raise ConfigError(f"mode={mode!r} must be one of {', '.join(MODES)}")
+    if k < 1:
+        raise ConfigError(f"k={k} must be at least 1")
+    if not query.strip():
+        raise ConfigError("the query is empty")
+
+
+def rerank_head(
+    reranker: Reranker, query: str, hits: list[Hit], top: int, timings: dict[str, float]
+) -> list[Hit]:
+    """Rescore the first `top` hits with `reranker` and sort them; the rest follow as they were."""
+    if not hits:
+        return hits
+    started = time.perf_counter()
+    head, tail = hits[:top], hits[top:]
+    scores = reranker.score(query, head)
+    for hit, score in zip(head, scores, strict=True):
+        hit.stages.rerank_score = hit.score = float(score)
+    head.sort(key=lambda h: -h.score)
+    timings["rerank"] = time.perf_counter() - started
+    return head + tail
 
 
 class Retriever:
@@ -146,99 +231,96 @@ class Retriever:
         rerank: bool = True,
     ) -> Retrieval:
         """Return the `k` best passages for `query`, best first, with each stage's seconds."""
-        if mode not in MODES:
-            raise ConfigError(f"mode={mode!r} must be one of {', '.join(MODES)}")
-        if k < 1:
-            raise ConfigError(f"k={k} must be at least 1")
-        if not query.strip():
-            raise ConfigError("the query is empty")
+        check_query(query, k, mode)
         timings: dict[str, float] = {}
-        allowed = None
-        if filters is not None and filters.active:
-            allowed = self.store.chunk_ids_matching(filters.path_glob, filters.kinds)
-            if not allowed:
-                return Retrieval([], timings)
         reranking = rerank and self.reranker is not None
         depth = max(self.candidates, k, self.rerank_top if reranking else k)
-        stages: dict[int, Stages] = {}
-        found_bm25: list[tuple[int, float]] = []
-        found_dense: list[tuple[int, float]] = []
-        vector = None
-        if mode in ("bm25", "hybrid"):
-            started = time.perf_counter()
-            found_bm25 = self.store.keyword_index().search(query, depth, allowed)
-            timings["bm25"] = time.perf_counter() - started
-            for rank, (cid, score) in enumerate(found_bm25, start=1):
-                s = stages.setdefault(cid, Stages())
-                s.bm25_rank, s.bm25_score = rank, score
-        if mode in ("dense", "hybrid"):
-            vector = self._embed(query, timings)
-            found_dense = self._dense(vector, depth, allowed, timings)
-            for rank, (cid, score) in enumerate(found_dense, start=1):
-                s = stages.setdefault(cid, Stages())
-                s.dense_rank, s.dense_score = rank, score
+        one_sided = mode == "hybrid" and self.fusion != "rrf"
+        found = self.gather(query, depth, mode, filters, timings, one_sided=one_sided)
+        if found is None:
+            return Retrieval([], timings)
         started = time.perf_counter()
-        if mode != "hybrid":
-            fused = found_bm25 or found_dense
-        elif self.fusion == "rrf":
-            rankings = [[cid for cid, _ in found_bm25], [cid for cid, _ in found_dense]]
-            fused = reciprocal_rank_fusion(rankings, k=self.rrf_k)
-        else:
-            fused = self._score_fusion(query, vector, found_bm25, found_dense, timings)
-        for rank, (cid, score) in enumerate(fused, start=1):
-            stages[cid].fused_rank, stages[cid].fused_score = rank, score
-        timings["fusion"] = time.perf_counter() - started
+        fused = fuse(found, mode, self.fusion, self.dense_weight, self.rrf_k)
+        stages = found.stages(fused)
+        timings["fusion"] = timings.get("fusion", 0.0) + time.perf_counter() - started
         started = time.perf_counter()
         pool = fused[: max(k, self.rerank_top if reranking else k)]
-        chunks = self.store.chunks_by_id(cid for cid, _ in pool)
-        hits = [
-            Hit(rank=0, score=score, path=c.key, page=c.page, start=c.start, end=c.end,
-                heading=c.heading, text=c.text, chunk_id=cid, kind=c.kind, detail=c.detail,
-                stages=stages[cid])
-            for cid, score in pool
-            if (c := chunks.get(cid)) is not None
-        ]  # fmt: skip
+        hits = self.fetch(pool, stages)
         timings["fetch"] = time.perf_counter() - started
-        if reranking and self.reranker is not None and hits:
-            started = time.perf_counter()
-            head, tail = hits[: self.rerank_top], hits[self.rerank_top :]
-            scores = self.reranker.score(query, head)
-            for hit, score in zip(head, scores, strict=True):
-                hit.stages.rerank_score = hit.score = float(score)
-            head.sort(key=lambda h: -h.score)
-            hits = head + tail
-            timings["rerank"] = time.perf_counter() - started
+        if reranking and self.reranker is not None:
+            hits = rerank_head(self.reranker, query, hits, self.rerank_top, timings)
         hits = hits[:k]
         for rank, hit in enumerate(hits, start=1):
             hit.rank = rank
         return Retrieval(hits, timings)
 
-    def _score_fusion(
+    def gather(
+        self,
+        query: str,
+        depth: int,
+        mode: str = "hybrid",
+        filters: Filters | None = None,
+        timings: dict[str, float] | None = None,
+        *,
+        query_vector: np.ndarray | None = None,
+        one_sided: bool = True,
+    ) -> Candidates | None:
+        """The top `depth` BM25 and dense candidates `mode` asks for (None: `filters` allow
+        no chunk); with `one_sided` (hybrid score fusion), also the exact score from the
+        other retriever of each candidate only one of them found. `query_vector` is the
+        query already embedded by this retriever's embedder (`rag.multi` embeds it once)."""
+        timings = {} if timings is None else timings
+        allowed = None
+        if filters is not None and filters.active:
+            allowed = self.store.chunk_ids_matching(filters.path_glob, filters.kinds)
+            if not allowed:
+                return None
+        found = Candidates()
+        vector = None
+        if mode in ("bm25", "hybrid"):
+            started = time.perf_counter()
+            found.bm25 = self.store.keyword_index().search(query, depth, allowed)
+            timings["bm25"] = timings.get("bm25", 0.0) + time.perf_counter() - started
+        if mode in ("dense", "hybrid"):
+            vector = self._embed(query, timings) if query_vector is None else query_vector
+            found.dense = self._dense(vector, depth, allowed, timings)
+        if one_sided and mode == "hybrid":
+            started = time.perf_counter()
+            self._score_one_sided(query, vector, found, timings)
+            timings["fusion"] = timings.get("fusion", 0.0) + time.perf_counter() - started
+        return found
+
+    def fetch(
+        self, pool: list[tuple[int, float]], stages: dict[int, Stages], collection: str = ""
+    ) -> list[Hit]:
+        """The hits of the (chunk id, score) pairs in `pool`, in its order."""
+        chunks = self.store.chunks_by_id(cid for cid, _ in pool)
+        return [
+            Hit(rank=0, score=score, path=c.key, page=c.page, start=c.start, end=c.end,
+                heading=c.heading, text=c.text, chunk_id=cid, kind=c.kind, detail=c.detail,
+                stages=stages[cid], collection=collection)
+            for cid, score in pool
+            if (c := chunks.get(cid)) is not None
+        ]  # fmt: skip
+
+    def _score_one_sided(
         self,
         query: str,
         vector: np.ndarray | None,
-        found_bm25: list[tuple[int, float]],
-        found_dense: list[tuple[int, float]],
+        found: Candidates,
         timings: dict[str, float],
-    ) -> list[tuple[int, float]]:
-        """Normalise and mix both candidate lists, scoring each one-sided hit exactly."""
-        in_bm25 = {cid for cid, _ in found_bm25}
-        in_dense = {cid for cid, _ in found_dense}
+    ) -> None:
+        """Score each candidate only one retriever found with the other one, exactly."""
+        in_bm25 = {cid for cid, _ in found.bm25}
+        in_dense = {cid for cid, _ in found.dense}
         only_dense = in_dense - in_bm25
         only_bm25 = in_bm25 - in_dense
-        extra_bm25: dict[int, float] = dict.fromkeys(only_dense, 0.0)  # BM25 lists only > 0
+        found.extra_bm25 = dict.fromkeys(only_dense, 0.0)  # BM25 lists only > 0
         if only_dense:
             extra = self.store.keyword_index().search(query, len(only_dense), only_dense)
-            extra_bm25.update(extra)
-        extra_dense: dict[int, float] = {}
+            found.extra_bm25.update(extra)
         if only_bm25 and vector is not None:
-            extra_dense = dict(self._dense(vector, len(only_bm25), only_bm25, timings))
-        return score_fusion(
-            [found_bm25, found_dense],
-            weights=[1.0 - self.dense_weight, self.dense_weight],
-            normalize="zscore" if self.fusion == "zscore" else "minmax",
-            extra=[extra_bm25, extra_dense],
-        )
+            found.extra_dense = dict(self._dense(vector, len(only_bm25), only_bm25, timings))
 
     def _embed(self, query: str, timings: dict[str, float]) -> np.ndarray:
         started = time.perf_counter()
