@@ -15,6 +15,7 @@ from rag.loaders.base import Block, Document, Part
 from rag.loaders.html import html_to_text, load_html
 from rag.loaders.jsonl import Record, iter_jsonl_parts, iter_jsonl_records, record_document
 from rag.loaders.pdf import load_pdf
+from rag.loaders.sheets import load_csv, load_xlsx
 from rag.loaders.text import decode_text, load_text, markdown_blocks, paragraph_blocks
 
 __all__ = [
@@ -25,7 +26,8 @@ __all__ = [
 
 TEXT_KINDS = {".txt": "txt", ".text": "txt", ".md": "md", ".markdown": "md"}
 HTML_KINDS = {".html": "html", ".htm": "html", ".xhtml": "html"}
-KIND_BY_SUFFIX = {**TEXT_KINDS, **HTML_KINDS, ".pdf": "pdf", ".jsonl": "jsonl"}
+SHEET_KINDS = {".xlsx": "xlsx", ".csv": "csv", ".tsv": "csv"}
+KIND_BY_SUFFIX = {**TEXT_KINDS, **HTML_KINDS, ".pdf": "pdf", ".jsonl": "jsonl", **SHEET_KINDS}
 
 Loader = Callable[[str, bytes], Document]
 _LOADERS: dict[str, Loader] = {
@@ -33,6 +35,8 @@ _LOADERS: dict[str, Loader] = {
     "md": lambda key, data: load_text(key, "md", data),
     "html": load_html,
     "pdf": load_pdf,
+    "xlsx": load_xlsx,
+    "csv": load_csv,
 }
 
 # Container kinds hold several documents; each Part is hashed, loaded and kept on its own.
