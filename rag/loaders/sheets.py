@@ -72,14 +72,14 @@ def load_xlsx(key: str, data: bytes) -> Document:
     if data.startswith(_OLE_MAGIC):
         if _ENCRYPTED_STREAM in data:
             raise LoaderError(key, "is password-protected (encrypted); save an unprotected copy")
-        raise LoaderError(key, "is an old binary Excel (.xls) workbook, not .xlsx; save it as .xlsx")
+        raise LoaderError(key, "is an old binary Excel (.xls) workbook; save it as .xlsx")
     from openpyxl import load_workbook
 
     try:
         workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except zipfile.BadZipFile:
-        raise LoaderError(key, "not a readable .xlsx workbook (not a zip file); is it "
-                               "damaged, or another format with the wrong extension?") from None  # fmt: skip
+        problem = "not a readable .xlsx workbook (not a zip file); damaged, or misnamed?"
+        raise LoaderError(key, problem) from None
     except Exception as exc:  # openpyxl raises KeyError, InvalidFileException, XML errors…
         raise LoaderError(key, f"not a readable .xlsx workbook ({_why(exc)})") from None
     sheets = _SheetText()
