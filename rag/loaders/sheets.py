@@ -120,8 +120,10 @@ def load_csv(key: str, data: bytes) -> Document:
         problem = sheets.add_sheet(rows, ())
     except csv.Error as exc:
         raise LoaderError(key, f"not readable as CSV (record {reader.line_num}: {exc})") from None
+    if problem == "is empty":
+        raise LoaderError(key, "no values in any row; nothing to index")
     if problem:
-        raise LoaderError(key, f"{problem.removeprefix('is ')}; nothing to index")
+        raise LoaderError(key, f"{problem.removeprefix('has ')}; nothing to index")
     return Document(key=key, kind="csv", text=sheets.text(), blocks=sheets.blocks,
                     warnings=[warning] if warning else [])  # fmt: skip
 
