@@ -43,7 +43,7 @@ class Attachment:
 def iter_eml_parts(path: Path, key_prefix: str) -> Iterator[Part | LoaderError]:
     """Yield a .eml file's message (keyed by the file path) and each supported attachment."""
     data = _read(path, key_prefix)
-    message = parse_message(key_prefix, data)
+    message = parse_message(key_prefix, data, fast=True)
     yield from message_parts(message, data, key_prefix, lambda name: f"{key_prefix}#{name}")
 
 
@@ -72,7 +72,7 @@ def iter_mbox_parts(path: Path, key_prefix: str) -> Iterator[Part | LoaderError]
                 raise LoaderError(key_prefix, _os_problem(exc)) from None
             key = f"{key_prefix}#message-{number}"
             try:
-                message = parse_message(key, raw)
+                message = parse_message(key, raw, fast=True)
             except LoaderError as exc:
                 yield Part(key, raw, key, partial(_raise, exc))  # kept if it was indexed
                 continue
@@ -99,13 +99,18 @@ def load_eml(key: str, data: bytes) -> Document:
     return document
 
 
-def parse_message(key: str, data: bytes) -> EmailMessage:
-    """Parse RFC 5322 bytes; raise LoaderError when they are not an e-mail message."""
+def parse_message(key: str, data: bytes, fast: bool = False) -> EmailMessage:
+    """Parse RFC 5322 bytes; raise LoaderError when they are not an e-mail message.
+
+    `fast` skips decoding the headers (about 10x quicker): enough to list the parts of every
+    message of a mailbox on each ingest, though only changed ones are then loaded.
+    """
     if not data:
         raise LoaderError(key, EMPTY_FILE)
     if b"\x00" in data[:8192]:
         raise LoaderError(key, "binary data, not an e-mail message; is the extension right?")
-    message = cast(EmailMessage, message_from_bytes(data, policy=policy.default))
+    how = policy.compat32 if fast else policy.default
+    message = cast(EmailMessage, message_from_bytes(data, EmailMessage, policy=how))
     if not {name.lower() for name in message} & _MAIL_HEADERS:
         raise LoaderError(key, "not an e-mail message (no From:, To:, Subject: or Date: "
                                "header); is the extension right?")  # fmt: skip
@@ -115,14 +120,14 @@ def parse_message(key: str, data: bytes) -> EmailMessage:
 def message_parts(
     message: EmailMessage, raw: bytes, key: str, attachment_key: Callable[[str], str]
 ) -> Iterator[Part]:
-    """The message as a Part, then a Part for each attachment a loader can read."""
+    """The message (`raw`, parsed) as a Part, then a Part for each attachment a loader reads."""
     from rag.loaders import CONTAINERS
 
     attachments = list(iter_attachments(message))
     # a mailbox or collection inside a message is not unpacked; an attached .eml is read alone
     loadable = [a for a in attachments if a.kind == "eml" or a.kind not in (None, *CONTAINERS)]
     skipped = [a.name for a in attachments if a not in loadable]
-    yield Part(key, raw, key, partial(_message_and_skipped, key, message, bool(attachments),
+    yield Part(key, raw, key, partial(_message_and_skipped, key, raw, bool(attachments),
                                       skipped))  # fmt: skip
     for attachment in loadable:
         part_key = attachment_key(attachment.name)
@@ -164,7 +169,7 @@ def iter_attachments(message: Message) -> Iterator[Attachment]:
         if part is body:
             continue
         forwarded = part.get_content_type() == "message/rfc822"
-        name = _safe_name(part.get_filename() or "")
+        name = _safe_name(_decoded(part.get_filename() or ""))
         if not name and not forwarded and part.get_content_disposition() != "attachment":
             continue
         if forwarded:
@@ -220,9 +225,9 @@ def _raise(error: LoaderError) -> Document:
 
 
 def _message_and_skipped(
-    key: str, message: EmailMessage, has_attachments: bool, skipped: list[str]
+    key: str, raw: bytes, has_attachments: bool, skipped: list[str]
 ) -> Document:
-    document = message_document(key, message, has_attachments)
+    document = message_document(key, parse_message(key, raw), has_attachments)
     if skipped:
         names = ", ".join(skipped)
         document.warnings.append(f"{key}: attachments not indexed (unsupported type): {names}")
@@ -256,7 +261,21 @@ def _header(message: Message, name: str) -> str:
         value = message.get(name)
     except Exception:  # malformed headers can trip the parser of policy.default
         value = next((v for n, v in message.raw_items() if n.lower() == name.lower()), None)
-    return " ".join(str(value).split()) if value is not None else ""
+    if value is None:
+        return ""
+    return " ".join(_decoded(str(value)).split())
+
+
+def _decoded(value: str) -> str:
+    """Decode RFC 2047 encoded words ("=?utf-8?q?R=C3=A9sum=C3=A9?="), as compat32 leaves them."""
+    if "=?" not in value:
+        return value
+    from email.header import decode_header, make_header
+
+    try:
+        return str(make_header(decode_header(value)))
+    except Exception:  # a malformed encoded word: keep it as written
+        return value
 
 
 def _date(message: Message) -> str:
