@@ -15,7 +15,9 @@ from rag.loaders.base import Block, Document, Part
 from rag.loaders.epub import load_epub
 from rag.loaders.html import html_to_text, load_html
 from rag.loaders.jsonl import Record, iter_jsonl_parts, iter_jsonl_records, record_document
+from rag.loaders.mail import iter_eml_parts, iter_mbox_parts, load_eml
 from rag.loaders.pdf import load_pdf
+from rag.loaders.sheets import load_csv, load_xlsx
 from rag.loaders.slides import load_pptx
 from rag.loaders.text import decode_text, load_text, markdown_blocks, paragraph_blocks
 from rag.loaders.word import load_docx
@@ -29,7 +31,10 @@ __all__ = [
 TEXT_KINDS = {".txt": "txt", ".text": "txt", ".md": "md", ".markdown": "md"}
 HTML_KINDS = {".html": "html", ".htm": "html", ".xhtml": "html"}
 OFFICE_KINDS = {".docx": "docx", ".pptx": "pptx", ".epub": "epub"}
-KIND_BY_SUFFIX = {**TEXT_KINDS, **HTML_KINDS, **OFFICE_KINDS, ".pdf": "pdf", ".jsonl": "jsonl"}
+SHEET_SUFFIXES = {".xlsx": "xlsx", ".csv": "csv", ".tsv": "csv"}
+MAIL_KINDS = {".eml": "eml", ".mbox": "mbox"}
+KIND_BY_SUFFIX = {**TEXT_KINDS, **HTML_KINDS, **OFFICE_KINDS, **SHEET_SUFFIXES, **MAIL_KINDS,
+                  ".pdf": "pdf", ".jsonl": "jsonl"}  # fmt: skip
 
 Loader = Callable[[str, bytes], Document]
 _LOADERS: dict[str, Loader] = {
@@ -40,11 +45,18 @@ _LOADERS: dict[str, Loader] = {
     "docx": load_docx,
     "pptx": load_pptx,
     "epub": load_epub,
+    "xlsx": load_xlsx,
+    "csv": load_csv,
+    "eml": load_eml,  # one message alone (an attached .eml); a .eml file is a container
 }
 
 # Container kinds hold several documents; each Part is hashed, loaded and kept on its own.
 ContainerLoader = Callable[[Path, str], Iterator[Part | LoaderError]]
-CONTAINERS: dict[str, ContainerLoader] = {"jsonl": iter_jsonl_parts}
+CONTAINERS: dict[str, ContainerLoader] = {
+    "jsonl": iter_jsonl_parts,
+    "eml": iter_eml_parts,  # the message, then its attachments
+    "mbox": iter_mbox_parts,
+}
 
 
 def kind_of(path: Path) -> str | None:
