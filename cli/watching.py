@@ -93,7 +93,7 @@ def _print_batch(batch: WatchBatch) -> None:
         return
     for warning in report.warnings:
         err.print(f"[yellow]warning:[/] {escape(warning)}", markup=True)
-    for failure in report.failed:
+    for failure in batch.new_failures:  # a file still failing the same way is told once
         err.print(f"[red]failed:[/] {escape(failure.path)}: {escape(failure.error)}", markup=True)
     if report.error:
         error(report.error)

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 from rag.discover import absolute, discover
 from rag.errors import ConfigError, IndexLockedError, RagError, WatchError
-from rag.ingest import IngestReport
+from rag.ingest import FailedFile, IngestReport
 from rag.loaders import kind_of
 
 if TYPE_CHECKING:
@@ -62,18 +62,21 @@ class WatchBatch:
 
     `initial` is the sync of the whole paths when watching starts. `error` says why the
     batch did not run (`report` is None; with `retrying`, the index was locked by another
-    writer and the batch runs again after a back-off).
+    writer and the batch runs again after a back-off). Every batch ingests the whole paths,
+    so `report.failed` repeats files that still fail; `new_failures` are those not failing
+    the same way in the batch before, or changed in this one.
     """
 
-    number: int
+    number: int  # 0 for the first sync, then 1, 2, … (a locked retry counts as one)
     started: float  # time.time()
     initial: bool = False
-    changes: int = 0
-    paths: list[str] = field(default_factory=list)  # up to SAMPLE of the changed paths
+    changes: int = 0  # paths changed
+    paths: list[str] = field(default_factory=list)  # up to SAMPLE of them
     report: IngestReport | None = None
     error: str | None = None
     seconds: float = 0.0
     retrying: bool = False
+    new_failures: list[FailedFile] = field(default_factory=list)
 
     def describe(self) -> str:
         """One line: "added 1 · updated 0 · removed 2 · failed 0 (0.4 s)", or the error."""
@@ -92,6 +95,7 @@ class WatchBatch:
             "added": r.added if r else 0, "updated": r.updated if r else 0,
             "removed": r.removed if r else 0, "unchanged": r.unchanged if r else 0,
             "failed": [{"path": f.path, "error": f.error} for f in r.failed] if r else [],
+            "new_failures": [f.path for f in self.new_failures],
             "error": self.error or (r.error if r else None),
         }  # fmt: skip
 
@@ -240,6 +244,7 @@ def watch_and_ingest(
     ingest: Runner = run or (lambda given: index.ingest(given))
     summary = WatchSummary(roots.all)
     pending: set[tuple[int, str]] = set()
+    failing: set[FailedFile] = set()  # what the last batch that ran found failing
     first: float | None = None  # when the oldest pending change was seen
     due: float | None = 0.0 if sync_first else None  # when the next batch runs
     initial, backoff = sync_first, LOCKED_RETRY_S[0]
@@ -258,10 +263,12 @@ def watch_and_ingest(
             if due is None or now < due or stop.is_set():
                 continue
             try:
-                batch = _run_batch(ingest, roots, pending, summary.batches + 1, initial)
+                number = summary.batches + (0 if sync_first else 1)  # the first sync is 0
+                batch = _run_batch(ingest, roots, pending, number, initial, failing)
             except WatchStopped:
                 break
             summary.batches += 1
+            failing = set(batch.report.failed) if batch.report else failing
             if not batch.retrying:
                 accept.indexed = _indexed_keys(index, accept.indexed)
             if on_batch is not None:
@@ -272,15 +279,20 @@ def watch_and_ingest(
             else:
                 pending, first, due, initial = set(), None, None, False
                 backoff = LOCKED_RETRY_S[0]
-    summary.pending = len(pending)
+    summary.pending = len({path for _, path in pending})
     return summary
 
 
 def _run_batch(
-    ingest: Runner, roots: WatchRoots, pending: set[tuple[int, str]], number: int, initial: bool
+    ingest: Runner,
+    roots: WatchRoots,
+    pending: set[tuple[int, str]],
+    number: int,
+    initial: bool,
+    failing: set[FailedFile],
 ) -> WatchBatch:
     changed = sorted({path for _, path in pending})
-    batch = WatchBatch(number, time.time(), initial, len(pending), changed[:SAMPLE])
+    batch = WatchBatch(number, time.time(), initial, len(changed), changed[:SAMPLE])
     started = time.perf_counter()
     try:
         batch.report = ingest(roots.all)
@@ -291,7 +303,16 @@ def _run_batch(
             raise
         batch.error = str(exc)
     batch.seconds = round(time.perf_counter() - started, 3)
+    if batch.report is not None:
+        batch.new_failures = [f for f in batch.report.failed
+                              if f not in failing or _touched(f.path, changed)]  # fmt: skip
     return batch
+
+
+def _touched(where: str, changed: list[str]) -> bool:
+    """Whether a failure (a file, `file#id` or `file line 3`) lies at or under a changed path."""
+    ends = (os.sep, "#", " line ")
+    return any(where == p or where.startswith(tuple(p + e for e in ends)) for p in changed)
 
 
 def _indexed_keys(index: Index, fallback: list[str]) -> list[str]:
