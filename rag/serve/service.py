@@ -39,7 +39,8 @@ class RagService:
     """The index in `directory` served with `settings`; `start()` loads the models.
 
     `preset` names the preset the settings came from (it is the model id clients see).
-    `watch` folders are kept in step by ingest jobs (synced at start, then on each change).
+    `watch` folders are kept in step by ingest jobs (synced at start, then on each change);
+    ConfigError here if one does not exist.
     Methods mirror `rag.Index` (`search`, `ask`, `settings`) so the MCP tools take either.
     """
 
@@ -60,6 +61,10 @@ class RagService:
         self.jobs = IngestJobs(self._run_job)
         self.cache: AnswerCache | None = None  # when serve.cache is on
         self.watch_folders = [Path(f).expanduser() for f in watch]
+        if self.watch_folders:  # a missing folder is refused before the models load
+            from rag.watch import WatchRoots
+
+            WatchRoots.of(self.watch_folders)
         self.watched: WatchedFolders | None = None  # started by start() when watching
         self.started = time.time()
         self._chat_model = chat_model
@@ -86,7 +91,7 @@ class RagService:
             self.cache = AnswerCache(self._embedder, threshold=serve.cache_threshold,
                                      max_entries=serve.cache_entries)  # fmt: skip
         self._open_reader()
-        if self.watch_folders:
+        if self.watch_folders:  # after the reader: the first sync's job swaps it
             from rag.serve.watched import WatchedFolders
 
             self.watched = WatchedFolders(self._index(), self.watch_folders, self.jobs)
