@@ -81,6 +81,15 @@ def ingest(
         typer.Option("--include-hidden/--no-include-hidden",
                      help="Also index dot-files and dot-folders.", show_default=False),  # fmt: skip
     ] = None,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch",
+            help="After the ingest, keep the index in step with the paths: each burst of "
+            "changes is re-ingested once the files have been quiet for "
+            "ingest.watch_debounce_ms (default 1000). Ctrl-C stops (exit code 0).",
+        ),
+    ] = False,
     preset: PresetOption = None,
     config: ConfigOption = None,
     sets: SetOption = None,
@@ -95,6 +104,8 @@ def ingest(
     Exit code 0 when everything indexed, 1 when some files failed (the rest is indexed) or
     writing the index failed (the run stops; what was written before is kept).
     Flags override the settings (`rag config show`) for this run.
+    With --watch it then prints one line per batch of changes until Ctrl-C or SIGTERM (a
+    batch running finishes first; a second Ctrl-C stops at once), and exits 0.
 
     Example:  rag ingest ~/notes ~/papers/report.pdf
     """
@@ -107,6 +118,10 @@ def ingest(
             "ingest.include_hidden": include_hidden,
         }, sets)  # fmt: skip
         idx = Index(index, settings=loaded.settings)
+        if watch:
+            from rag_cli.watching import ingest_and_watch
+
+            return ingest_and_watch(idx, paths, as_json, _print_ingest_report)
         with IngestBar() as bar:
             report = idx.ingest(paths, progress=bar)
         if as_json:

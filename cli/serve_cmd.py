@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -39,6 +40,16 @@ def serve(
                      "and the page's files. Default: $RAG_SERVE_API_KEY.",
                      show_default=False, show_envvar=False),  # fmt: skip
     ] = None,
+    watch: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--watch",
+            help="Keep the index in step with this folder (repeatable): synced at start-up, "
+            "then each burst of changes is an ingest job (GET /jobs; /status shows the last "
+            "batch). Quiet time before a batch: ingest.watch_debounce_ms.",
+            show_default=False,
+        ),
+    ] = None,
     preset: PresetOption = None,
     model: ModelOption = None,
     llm_url: LlmUrlOption = None,
@@ -52,7 +63,8 @@ def serve(
     The models load once at start-up; answers are made one at a time, with up to
     serve.queue more waiting (past that: 429 with Retry-After). Uploads (POST /ingest, or
     the page) are indexed in the background while questions are answered from the index as
-    it was. Each request logs one JSON line on stderr; /metrics is Prometheus text.
+    it was; so are the folders given with --watch, after each burst of changes. Each request
+    (and each watched batch) logs one JSON line on stderr; /metrics is Prometheus text.
     Stop with Ctrl-C.
 
     Example:  rag serve --index ~/rag-index --preset fast
@@ -89,7 +101,7 @@ def serve(
         directory = index.expanduser() if index is not None else default_index_dir()
         _log_to_stderr(debug)
         err.print(f"rag serve: loading the models for {directory} …", highlight=False)
-        service = RagService(directory, settings, preset=loaded.preset)
+        service = RagService(directory, settings, preset=loaded.preset, watch=watch or ())
         service.start()
         app = create_app(service, api_key=key, host=bind)
         status = service.status()
@@ -100,6 +112,10 @@ def serve(
             f"  page {url}/   API {url}/v1   docs {url}/docs   MCP {url}/mcp",
             highlight=False,
         )
+        if service.watched is not None:
+            folders = ", ".join(service.watched.roots.all)
+            err.print(f"  watching {folders} (one ingest job per batch of changes)",
+                      highlight=False, markup=False)  # fmt: skip
         os.environ.pop("RAG_SERVE_API_KEY", None)  # not handed to anything this process starts
         uvicorn.run(app, host=bind, port=settings.serve.port, log_level="warning",
                     access_log=False, timeout_graceful_shutdown=5)  # fmt: skip

@@ -23,6 +23,10 @@ class IndexLockedError(RagError):
     """Another process is writing the index."""
 
 
+class WatchError(RagError):
+    """Watching a folder for changes failed (the OS refused a watch, or it broke)."""
+
+
 class IndexWriteError(RagError):
     """Writing to the index directory failed (read-only, I/O error); what was written is kept."""
 

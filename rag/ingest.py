@@ -12,7 +12,7 @@ import os
 import time
 from collections.abc import Callable, Generator, Iterable
 from contextlib import closing
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Protocol
 
@@ -69,6 +69,14 @@ class IngestReport:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> IngestReport:
+        """The report `to_dict` gave (keys it does not know are ignored)."""
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["failed"] = [FailedFile(**f) for f in data.get("failed", [])]
+        return cls(**values)
 
 
 class IngestProgress(Protocol):

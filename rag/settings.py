@@ -67,7 +67,7 @@ _UNHASHED = frozenset({
     "ingest.flush_chunks", "generation.n_threads", "llm.timeout", "llm.connect_timeout",
     "llm.max_retries", "ingest.embedder_timeout", "ingest.embedder_max_retries",
     "serve.host", "serve.port", "serve.queue", "serve.max_body_mb", "serve.cors_origins",
-    "serve.cache", "serve.cache_threshold", "serve.cache_entries",
+    "serve.cache", "serve.cache_threshold", "serve.cache_entries", "ingest.watch_debounce_ms",
 })  # fmt: skip
 
 
@@ -146,7 +146,9 @@ class IngestSettings(_Section):
     RAG_EMBED_API_KEY environment variable (else RAG_LLM_API_KEY) only. `batch_size` is texts
     per request there; `embedder_timeout` bounds each request, retried `embedder_max_retries`
     times; `embedder_max_tokens` is the longest text the server embeds whole (llama.cpp
-    servers cut at their batch size, 512 by default).
+    servers cut at their batch size, 512 by default). `watch_debounce_ms` is how long watched
+    folders (`rag ingest --watch`, `rag serve --watch`) must be quiet before a burst of
+    changes is re-ingested as one batch.
     """
 
     section: ClassVar[str] = "ingest"
@@ -161,6 +163,7 @@ class IngestSettings(_Section):
     embedder_timeout: float = 60.0
     embedder_max_retries: int = 2
     embedder_max_tokens: int = 512
+    watch_debounce_ms: int = 1000
 
     def _validate(self) -> None:
         url = self.embedder_url.strip()
@@ -178,6 +181,7 @@ class IngestSettings(_Section):
             raise _fail("ingest.max_file_mb", self.max_file_mb, "must be positive")
         self._at_least("batch_size", 1)
         self._at_least("flush_chunks", 1)
+        self._between("watch_debounce_ms", 0, 600_000)
 
     def content_hash(self, embedder_id: str, chunk: ChunkSettings) -> str:
         """Hash of `chunk` and the embedder's fingerprint; see `content_hash`."""

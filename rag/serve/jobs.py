@@ -21,10 +21,12 @@ KEEP_JOBS = 200  # finished jobs remembered for GET /jobs
 
 @dataclass
 class Job:
-    """One ingest of uploaded files, as `GET /jobs/{id}` shows it."""
+    """One ingest, as `GET /jobs/{id}` shows it: of uploaded files (`source` "upload") or of
+    watched folders after a batch of changes ("watch"). `ended` is set once it has ended."""
 
     id: str
     paths: list[Path]
+    source: str = "upload"
     state: str = QUEUED
     total: int = 0
     done: int = 0
@@ -34,10 +36,13 @@ class Job:
     error: str | None = None
     created: float = field(default_factory=time.time)
     finished: float | None = None
+    exception: RagError | None = field(default=None, repr=False)  # why it failed, to re-raise
+    ended: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
 
     def to_dict(self) -> dict:
         return {
-            "id": self.id, "state": self.state, "files": [p.name for p in self.paths],
+            "id": self.id, "state": self.state, "source": self.source,
+            "files": [p.name for p in self.paths],
             "total": self.total, "done": self.done, "current": self.current,
             "chunks": self.chunks, "report": self.report, "error": self.error,
             "created": self.created, "finished": self.finished,
@@ -73,9 +78,9 @@ class IngestJobs:
         self._thread = threading.Thread(target=self._run, name="rag-ingest", daemon=True)
         self._thread.start()
 
-    def submit(self, paths: list[Path]) -> Job:
+    def submit(self, paths: list[Path], source: str = "upload") -> Job:
         with self._lock:
-            job = Job(f"job-{next(self._ids)}", paths, total=len(paths))
+            job = Job(f"job-{next(self._ids)}", paths, source, total=len(paths))
             self._jobs[job.id] = job
             finished = [j for j in self._jobs.values() if j.finished is not None]
             for old in finished[: max(0, len(self._jobs) - KEEP_JOBS)]:
@@ -107,9 +112,10 @@ class IngestJobs:
                 job.state = FAILED if job.report.get("error") else DONE
                 job.error = job.report.get("error")
             except RagError as exc:
-                job.state, job.error = FAILED, str(exc)
+                job.state, job.error, job.exception = FAILED, str(exc), exc
             except Exception as exc:  # a bug must not kill the worker: the job says what broke
                 log.exception("ingest %s failed", job.id)
                 job.state, job.error = FAILED, f"{type(exc).__name__}: {exc}"
             job.current = None
             job.finished = time.time()
+            job.ended.set()

@@ -24,7 +24,8 @@ def health() -> dict:
 
 @router.get("/status")
 def status(request: Request) -> dict:
-    """The index (documents, chunks, generation), the models, the queue and the cache."""
+    """The index (documents, chunks, generation), the models, the queue, the cache and the
+    watched folders."""
     return service_of(request).status()
 
 
@@ -73,8 +74,11 @@ async def ingest(request: Request, files: list[UploadFile]) -> JSONResponse:
 
 @router.get("/jobs")
 def jobs(request: Request) -> dict:
-    """Every ingest job this server has run or queued (newest last)."""
-    return {"jobs": [job.to_dict() for job in service_of(request).jobs.all()]}
+    """Every ingest job this server has run or queued (newest last), and the watched
+    folders (`rag serve --watch`; null when none): their last batch and its job."""
+    service = service_of(request)
+    watched = service.watched.to_dict() if service.watched is not None else None
+    return {"jobs": [job.to_dict() for job in service.jobs.all()], "watch": watched}
 
 
 @router.get("/jobs/{job_id}")

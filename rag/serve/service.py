@@ -1,9 +1,9 @@
 """`RagService`: the pipeline `rag serve` builds once and every request shares.
 
 It holds the loaded embedder and chat model, a reader over the index, the generation queue,
-the background ingest jobs and the answer cache. Readers keep answering from the index as it
-was while an ingest runs; when the ingest ends, a fresh reader over the new generation
-replaces the old one (and the answer cache is emptied).
+the background ingest jobs, the watched folders and the answer cache. Readers keep answering
+from the index as it was while an ingest runs; when the ingest ends, a fresh reader over the
+new generation replaces the old one (and the answer cache is emptied).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from rag.ask import Answer
     from rag.embed import Embedder
     from rag.llm.base import ChatModel
+    from rag.serve.watched import WatchedFolders
 
 DEFAULT_MODEL_ID = "rag"
 
@@ -38,6 +39,8 @@ class RagService:
     """The index in `directory` served with `settings`; `start()` loads the models.
 
     `preset` names the preset the settings came from (it is the model id clients see).
+    `watch` folders are kept in step by ingest jobs (synced at start, then on each change);
+    ConfigError here if one does not exist.
     Methods mirror `rag.Index` (`search`, `ask`, `settings`) so the MCP tools take either.
     """
 
@@ -49,6 +52,7 @@ class RagService:
         preset: str = "",
         chat_model: ChatModel | None = None,
         embedder: Embedder | None = None,
+        watch: Sequence[str | Path] = (),
     ) -> None:
         self.directory = Path(directory).expanduser()
         self.settings = settings
@@ -56,6 +60,12 @@ class RagService:
         self.queue = GenerationQueue(concurrency=1, queue=settings.serve.queue)
         self.jobs = IngestJobs(self._run_job)
         self.cache: AnswerCache | None = None  # when serve.cache is on
+        self.watch_folders = [Path(f).expanduser() for f in watch]
+        if self.watch_folders:  # a missing folder is refused before the models load
+            from rag.watch import WatchRoots
+
+            WatchRoots.of(self.watch_folders)
+        self.watched: WatchedFolders | None = None  # started by start() when watching
         self.started = time.time()
         self._chat_model = chat_model
         self._embedder = embedder
@@ -68,7 +78,8 @@ class RagService:
     # --- life ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Load the embedder and the chat model, and open the index if there is one."""
+        """Load the embedder and the chat model, open the index if there is one, and start
+        watching the `watch` folders (ConfigError if one does not exist)."""
         if self._embedder is None:
             self._embedder = build_pipeline(self.directory, self.settings).embedder()
         if self._chat_model is None:
@@ -80,11 +91,18 @@ class RagService:
             self.cache = AnswerCache(self._embedder, threshold=serve.cache_threshold,
                                      max_entries=serve.cache_entries)  # fmt: skip
         self._open_reader()
+        if self.watch_folders:  # after the reader: the first sync's job swaps it
+            from rag.serve.watched import WatchedFolders
+
+            self.watched = WatchedFolders(self._index(), self.watch_folders, self.jobs)
+            self.watched.start()
 
     def close(self, timeout: float = 10.0) -> None:
-        """Stop answering (answers being made end at their next token), stop the ingest
-        worker, then free the chat model."""
+        """Stop answering (answers being made end at their next token), stop watching and
+        the ingest worker, then free the chat model."""
         self._closing.set()
+        if self.watched is not None:
+            self.watched.stop()
         self.jobs.close()
         deadline = time.monotonic() + timeout
         while self.queue.running and time.monotonic() < deadline:
@@ -317,6 +335,7 @@ class RagService:
             "generation": self._generation,
             "queue": self.queue.snapshot(),
             "jobs_active": self.jobs.active,
+            "watch": self.watched.to_dict() if self.watched is not None else None,
             "cache": self.cache.stats() if self.cache is not None else None,
             "uptime_s": round(time.time() - self.started, 1),
         }
