@@ -68,6 +68,7 @@ _UNHASHED = frozenset({
     "llm.max_retries", "ingest.embedder_timeout", "ingest.embedder_max_retries",
     "serve.host", "serve.port", "serve.queue", "serve.max_body_mb", "serve.cors_origins",
     "serve.cache", "serve.cache_threshold", "serve.cache_entries",
+    "ingest.ocr_workers", "ingest.ocr_command",
 })  # fmt: skip
 
 
@@ -147,6 +148,11 @@ class IngestSettings(_Section):
     per request there; `embedder_timeout` bounds each request, retried `embedder_max_retries`
     times; `embedder_max_tokens` is the longest text the server embeds whole (llama.cpp
     servers cut at their batch size, 512 by default).
+
+    `ocr`: PDF pages with (almost) no text layer and images (.png, .jpg, .tif) are read with
+    Tesseract (`ocr_command`, Debian's tesseract-ocr) in `ocr_languages` ("eng", or several
+    joined by "+": "eng+deu"; each needs its tesseract-ocr-<lang> package); PDF pages are
+    rendered at `ocr_dpi` first. `ocr_workers` pages are OCR'd at once (0: one per core).
     """
 
     section: ClassVar[str] = "ingest"
@@ -161,6 +167,11 @@ class IngestSettings(_Section):
     embedder_timeout: float = 60.0
     embedder_max_retries: int = 2
     embedder_max_tokens: int = 512
+    ocr: bool = True
+    ocr_languages: str = "eng"
+    ocr_dpi: int = 200
+    ocr_workers: int = 0
+    ocr_command: str = "tesseract"
 
     def _validate(self) -> None:
         url = self.embedder_url.strip()
@@ -178,6 +189,12 @@ class IngestSettings(_Section):
             raise _fail("ingest.max_file_mb", self.max_file_mb, "must be positive")
         self._at_least("batch_size", 1)
         self._at_least("flush_chunks", 1)
+        if not re.match(r"^[A-Za-z0-9_]+(\+[A-Za-z0-9_]+)*$", self.ocr_languages):
+            problem = 'must be Tesseract language codes joined by "+", e.g. "eng+deu"'
+            raise _fail("ingest.ocr_languages", self.ocr_languages, problem)
+        self._between("ocr_dpi", 72, 600)
+        self._between("ocr_workers", 0, 64)
+        self._not_empty("ocr_command")
 
     def content_hash(self, embedder_id: str, chunk: ChunkSettings) -> str:
         """Hash of `chunk` and the embedder's fingerprint; see `content_hash`."""
