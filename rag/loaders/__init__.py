@@ -13,6 +13,7 @@ from pathlib import Path
 from rag.errors import LoaderError
 from rag.loaders.base import Block, Document, Part
 from rag.loaders.html import html_to_text, load_html
+from rag.loaders.image import load_image
 from rag.loaders.jsonl import Record, iter_jsonl_parts, iter_jsonl_records, record_document
 from rag.loaders.pdf import load_pdf
 from rag.loaders.text import decode_text, load_text, markdown_blocks, paragraph_blocks
@@ -25,7 +26,8 @@ __all__ = [
 
 TEXT_KINDS = {".txt": "txt", ".text": "txt", ".md": "md", ".markdown": "md"}
 HTML_KINDS = {".html": "html", ".htm": "html", ".xhtml": "html"}
-KIND_BY_SUFFIX = {**TEXT_KINDS, **HTML_KINDS, ".pdf": "pdf", ".jsonl": "jsonl"}
+IMAGE_KINDS = dict.fromkeys((".png", ".jpg", ".jpeg", ".tif", ".tiff"), "image")  # OCR'd
+KIND_BY_SUFFIX = {**TEXT_KINDS, **HTML_KINDS, ".pdf": "pdf", ".jsonl": "jsonl", **IMAGE_KINDS}
 
 Loader = Callable[[str, bytes], Document]
 _LOADERS: dict[str, Loader] = {
@@ -33,6 +35,7 @@ _LOADERS: dict[str, Loader] = {
     "md": lambda key, data: load_text(key, "md", data),
     "html": load_html,
     "pdf": load_pdf,
+    "image": load_image,
 }
 
 # Container kinds hold several documents; each Part is hashed, loaded and kept on its own.
