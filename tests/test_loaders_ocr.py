@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import shutil
 import textwrap
 from pathlib import Path
@@ -186,3 +187,26 @@ def test_bad_images_fail_with_one_clear_line(tmp_path):
     assert errors["icon.png"] == "image too small to hold text (32×32 px)"
     assert errors["sunset.png"] == "no text found by OCR in the image"
     assert all("\n" not in e for e in errors.values())
+
+
+def test_doctor_says_whether_scans_can_be_read(tmp_path):
+    from rag.doctor import run_checks
+    from rag.settings import Settings
+
+    ocr = {c.name: c for c in run_checks(Settings(), tmp_path / "idx")}["ocr"]
+    assert ocr.status == "ok" and "tesseract at " in ocr.detail
+    missing = Settings().replace(**{"ingest.ocr_command": "/nonexistent/bin/tesseract"})
+    ocr = {c.name: c for c in run_checks(missing, tmp_path / "idx")}["ocr"]
+    assert ocr.status == "warn" and ocr.fix.startswith("install tesseract-ocr")
+
+
+def test_ocr_settings_are_checked():
+    from rag.errors import ConfigError
+
+    settings = load_settings(env={"RAG_INGEST_OCR": "0", "RAG_INGEST_OCR_DPI": "300"}).settings
+    assert OcrOptions.from_settings(settings.ingest) == OcrOptions(enabled=False, dpi=300)
+    for key, value, problem in [("ingest.ocr_languages", "eng deu", 'joined by "+"'),
+                                ("ingest.ocr_dpi", "30", "between 72 and 600"),
+                                ("ingest.ocr_workers", "-1", "between 0 and 64")]:  # fmt: skip
+        with pytest.raises(ConfigError, match=re.escape(problem)):
+            load_settings(env={}, overrides={key: value})

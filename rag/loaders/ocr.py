@@ -64,7 +64,10 @@ class OcrOptions:
 
     def worker_count(self) -> int:
         """Pages OCR'd at once: `workers`, or one per core when 0."""
-        return self.workers or max(1, os.cpu_count() or 1)
+        if self.workers:
+            return self.workers
+        cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+        return max(1, len(cores) if cores else os.cpu_count() or 1)
 
 
 _OPTIONS: ContextVar[OcrOptions | None] = ContextVar("rag_ocr_options", default=None)
