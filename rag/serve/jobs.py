@@ -62,6 +62,10 @@ class JobProgress:
         self.job.done += 1
         self.job.current = Path(path).name
 
+    def ocr_page(self, path: str, done: int, total: int) -> None:
+        name = Path(path).name
+        self.job.current = f"{name} (OCR page {done}/{total})" if done < total else name
+
     def chunks_embedded(self, count: int) -> None:
         self.job.chunks += count
 
