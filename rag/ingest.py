@@ -21,7 +21,7 @@ from rag.discover import SourceFile, describe_os_error, discover, is_under
 from rag.embed import Embedder
 from rag.errors import ConfigError, LoaderError, RagError, ServerError
 from rag.loaders import CONTAINERS, Document, load_document
-from rag.loaders.ocr import OcrOptions, use_ocr
+from rag.loaders.ocr import OcrOptions, unavailable, use_ocr
 from rag.settings import ChunkSettings, IngestSettings, Settings
 from rag.store import DocumentRecord, Store
 
@@ -162,6 +162,7 @@ def run_ingest(
 
     progress.start(len(found.files))
     ocr = OcrOptions.from_settings(settings, getattr(progress, "ocr_page", None))
+    _retry_pending_ocr(store, manifest, ocr)
     try:
         with use_ocr(ocr):  # the loaders' OCR options (scanned PDF pages, images)
             for source in found.files:
@@ -202,6 +203,18 @@ def run_ingest(
         pass
     report.seconds = round(time.perf_counter() - started, 3)
     return report
+
+
+def _retry_pending_ocr(
+    store: Store, manifest: dict[str, tuple[str, str]], ocr: OcrOptions
+) -> None:
+    """Re-read documents indexed while OCR could not run (Tesseract missing, OCR off), now
+    that it can: their manifest hash is forgotten, so they count as changed."""
+    pending = store.keys_pending_ocr()
+    if pending and unavailable(ocr) is None:
+        for key in pending:
+            if key in manifest:
+                manifest[key] = ("", manifest[key][1])
 
 
 def _write(report: IngestReport, write: Callable[[], None]) -> None:

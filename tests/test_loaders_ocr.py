@@ -140,6 +140,18 @@ def test_ingest_reads_the_tesseract_command_setting(tmp_path, monkeypatch):
         "'/nonexistent/bin/tesseract' not found"
     ]
     assert any("no text on page(s) 2 (install tesseract-ocr" in w for w in report.warnings)
+    (row,) = index.documents()
+    assert row.info["ocr_pending"] == "2" and "ocr_pages" not in row.info
+    index.close()
+
+    monkeypatch.delenv("RAG_INGEST_OCR_COMMAND")  # Tesseract "installed": the page is read now
+    index = Index(tmp_path / "idx", settings=load_settings(preset="tiny").settings)
+    again = index.ingest([tmp_path / "docs"])
+    assert (again.added, again.updated, again.unchanged) == (1, 1, 0)
+    assert again.ocr_pages == {str(tmp_path / "docs" / "log.pdf"): [2],
+                               str(tmp_path / "docs" / "scan.pdf"): [1]}  # fmt: skip
+    assert all("ocr_pending" not in row.info for row in index.documents())
+    assert index.ingest([tmp_path / "docs"]).unchanged == 2  # and then it is left alone
 
 
 def test_png_is_ocrd_without_a_page():

@@ -55,8 +55,11 @@ def load_pdf(key: str, data: bytes, ocr: OcrOptions | None = None) -> Document:
                                    f"{len(texts)} page(s)")  # fmt: skip
         raise LoaderError(key, "PDF has no text (its pages are blank)")
     warnings.extend(_empty_warnings(key, empty, drawn, reason))
+    # pages OCR could not read now: the next ingest that can run OCR re-reads the file
+    meta = {"ocr_pending": ", ".join(map(str, drawn))} if reason is not None and drawn else {}
     return Document(key=key, kind="pdf", text=text, blocks=blocks, pages=len(texts),
-                    warnings=warnings, ocr_pages=ocr_pages, empty_pages=empty)  # fmt: skip
+                    warnings=warnings, ocr_pages=ocr_pages, empty_pages=empty,
+                    meta=meta)  # fmt: skip
 
 
 def _page_texts(key: str, data: bytes) -> list[str]:

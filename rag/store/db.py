@@ -542,6 +542,11 @@ class Store:
         return [DocumentRow(i, key, kind, pages, size, chunks, at, json.loads(info))
                 for i, key, kind, pages, size, chunks, at, info in rows]  # fmt: skip
 
+    def keys_pending_ocr(self) -> list[str]:
+        """Documents with pages that were not OCR'd because OCR could not run then."""
+        sql = "SELECT key FROM documents WHERE json_extract(info, '$.ocr_pending') IS NOT NULL"
+        return [key for (key,) in self.db.execute(sql)]
+
     def documents_indexed_since(self, when: float) -> int:
         """Count documents written (added or re-indexed) after the Unix time `when`."""
         sql = "SELECT COUNT(*) FROM documents WHERE indexed_at > ?"
