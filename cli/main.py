@@ -45,7 +45,11 @@ app = typer.Typer(
 @app.command()
 def ingest(
     paths: Annotated[
-        list[Path], typer.Argument(help="Files or folders (.txt .md .html .pdf .jsonl).")
+        list[Path], typer.Argument(
+            help="Files or folders: .txt .md .html .pdf .docx .pptx .xlsx .csv .tsv .epub .eml "
+            ".mbox, images (.png .jpg .tif, OCR'd) and scanned PDFs; .jsonl collections when "
+            "named."
+        )
     ],
     index: IndexOption = None,
     as_json: JsonOption = False,
