@@ -124,7 +124,8 @@ class Pipeline:
         spec = ingest.embedder
         if spec == DEFAULT_EMBEDDER and recorded:
             spec = recorded  # built with another folder
-        return SentenceTransformerEmbedder(spec, dtype=ingest.dtype, batch_size=ingest.batch_size)
+        return SentenceTransformerEmbedder(spec, dtype=ingest.dtype, batch_size=ingest.batch_size,
+                                           query_encoder=ingest.query_encoder)  # fmt: skip
 
     def _server_embedder(self, recorded: str | None) -> Embedder:
         ingest = self.settings.ingest

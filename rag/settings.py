@@ -68,7 +68,7 @@ _UNHASHED = frozenset({
     "llm.max_retries", "ingest.embedder_timeout", "ingest.embedder_max_retries",
     "serve.host", "serve.port", "serve.queue", "serve.max_body_mb", "serve.cors_origins",
     "serve.cache", "serve.cache_threshold", "serve.cache_entries", "ingest.watch_debounce_ms",
-    "ingest.ocr_workers", "ingest.ocr_command",
+    "ingest.ocr_workers", "ingest.ocr_command", "ingest.query_encoder",
 })  # fmt: skip
 
 
@@ -147,7 +147,10 @@ class IngestSettings(_Section):
     RAG_EMBED_API_KEY environment variable (else RAG_LLM_API_KEY) only. `batch_size` is texts
     per request there; `embedder_timeout` bounds each request, retried `embedder_max_retries`
     times; `embedder_max_tokens` is the longest text the server embeds whole (llama.cpp
-    servers cut at their batch size, 512 by default). `watch_debounce_ms` is how long watched
+    servers cut at their batch size, 512 by default). `query_encoder` "auto" embeds a query or
+    two with a NumPy copy of the model's forward pass while torch is not loaded (BERT models
+    such as the packaged one; a cold search need not import torch), "torch" always uses
+    sentence-transformers. `watch_debounce_ms` is how long watched
     folders (`rag ingest --watch`, `rag serve --watch`) must be quiet before a burst of
     changes is re-ingested as one batch.
 
@@ -170,6 +173,7 @@ class IngestSettings(_Section):
     embedder_max_retries: int = 2
     embedder_max_tokens: int = 512
     watch_debounce_ms: int = 1000
+    query_encoder: Literal["auto", "torch"] = "auto"
     ocr: bool = True
     ocr_languages: str = "eng"
     ocr_dpi: int = 200

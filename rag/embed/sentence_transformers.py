@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rag.embed.base import EmbedderInfo
+from rag.embed.numpy_bert import NumpyBertEncoder, unsupported_reason
 from rag.errors import ConfigError, ModelNotFoundError
 
 if TYPE_CHECKING:
@@ -126,10 +127,18 @@ class SentenceTransformerEmbedder:
     """
 
     def __init__(
-        self, spec: str | Path | None = None, *, dtype: str = "auto", batch_size: int = 64
+        self,
+        spec: str | Path | None = None,
+        *,
+        dtype: str = "auto",
+        batch_size: int = 64,
+        query_encoder: str = "auto",
     ) -> None:
         if dtype not in ("auto", "bf16", "fp32"):
             raise ConfigError(f"dtype={dtype!r} must be one of auto, bf16, fp32")
+        if query_encoder not in ("auto", "torch"):
+            raise ConfigError(f"query_encoder={query_encoder!r} must be one of auto, torch")
+        self.query_encoder = query_encoder
         self.spec = str(spec) if spec is not None else None
         self.folder = resolve_embedder(spec)
         self.info = read_info(self.folder)
@@ -140,6 +149,13 @@ class SentenceTransformerEmbedder:
     def counter(self) -> WordPieceCounter:
         """The tokenizer alone: cheap, no torch import."""
         return WordPieceCounter(self.folder / "tokenizer.json")
+
+    @cached_property
+    def numpy_encoder(self) -> NumpyBertEncoder | None:
+        """The torch-free encoder for a few texts, when this model's architecture allows it."""
+        if self.query_encoder == "torch" or unsupported_reason(self.folder) is not None:
+            return None
+        return NumpyBertEncoder(self.folder, self.info.max_tokens)
 
     @cached_property
     def dtype(self) -> str:
@@ -176,6 +192,10 @@ class SentenceTransformerEmbedder:
 
         if not texts:
             return np.zeros((0, self.info.dim), dtype=np.float32)
+        if len(texts) <= 4 and "model" not in self.__dict__ and self.numpy_encoder is not None:
+            # a query or two before torch is loaded: the same forward pass in NumPy, float32
+            # (cosine ≥ 0.9999 to the torch model's vectors; tests/test_numpy_bert.py)
+            return self.numpy_encoder.encode(texts)
         import torch
 
         # One thread for a query or two: a second thread only adds hand-off cost, and on a
