@@ -90,7 +90,8 @@ def test_eml_message_is_keyed_by_its_path_and_attachments_below_it(tmp_path):
                             "date": "2024-03-12 10:30:00+00:00", "message_id": "h1@example.org",
                             "to": "Charles Babbage <charles@example.org>"}  # fmt: skip
     assert message.warnings == [
-        f"{path}: attachments not indexed (unsupported type): logo.png, box.mbox"
+        f"{path}: attachments not indexed (unsupported type, or a picture: pictures in e-mail "
+        "are not OCR'd): logo.png, box.mbox"
     ]
     second = parts[2].load()
     assert (second.key, second.kind, second.text) == (f"{path}#notes (2).txt", "txt",
@@ -218,7 +219,8 @@ def test_mail_and_attachments_are_found_and_bad_files_fail_alone(tmp_path, mail_
         ("zero.eml", "file is empty (0 bytes)"),
     ]
     assert report.added == 4  # the .eml, its pdf, two mbox messages
-    assert f"{eml}: attachments not indexed (unsupported type): photo.png" in report.warnings
+    assert f"{eml}: attachments not indexed (unsupported type, or a picture: pictures in " \
+        "e-mail are not OCR'd): photo.png" in report.warnings
 
     hit = index.search("How many heron nests were counted at Lake Vänern?", k=1)[0]
     assert (hit.path, hit.kind, hit.heading) == (str(eml), "eml", "Heron survey")

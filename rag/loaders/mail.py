@@ -124,8 +124,10 @@ def message_parts(
     from rag.loaders import CONTAINERS
 
     attachments = list(iter_attachments(message))
-    # a mailbox or collection inside a message is not unpacked; an attached .eml is read alone
-    loadable = [a for a in attachments if a.kind == "eml" or a.kind not in (None, *CONTAINERS)]
+    # a mailbox or collection inside a message is not unpacked; an attached .eml is read alone;
+    # pictures are not OCR'd: in mail they are mostly logos and signatures, each a failure line
+    loadable = [a for a in attachments
+                if a.kind == "eml" or a.kind not in (None, "image", *CONTAINERS)]  # fmt: skip
     skipped = [a.name for a in attachments if a not in loadable]
     yield Part(key, raw, key, partial(_message_and_skipped, key, raw, bool(attachments),
                                       skipped))  # fmt: skip
@@ -230,7 +232,10 @@ def _message_and_skipped(
     document = message_document(key, parse_message(key, raw), has_attachments)
     if skipped:
         names = ", ".join(skipped)
-        document.warnings.append(f"{key}: attachments not indexed (unsupported type): {names}")
+        document.warnings.append(
+            f"{key}: attachments not indexed (unsupported type, or a picture: pictures in "
+            f"e-mail are not OCR'd): {names}"
+        )
     return document
 
 
