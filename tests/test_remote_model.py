@@ -289,12 +289,12 @@ def test_a_server_killed_mid_answer_is_a_clear_error(
         with pytest.raises(ServerError, match="broke off the answer after"):
             idx.ask(QUESTION, on_token=kill_on_first_token)
         idx.close()
-    assert killed.is_set() and time.monotonic() - started < 60
+    assert killed.is_set() and time.monotonic() - started < 180  # it ends, not hangs
 
 
 def test_json_output_of_rag_ask_names_the_modes(tiny_server, index_dir):
     result, _ = run_ask(index_dir, "--llm-url", tiny_server.url, "--json", "--output", "json",
-                        "--max-tokens", "48")  # fmt: skip
+                        "--max-tokens", "48", env={"RAG_LLM_TIMEOUT": "300"})  # fmt: skip
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["output_mode"] == OUTPUT_JSON
