@@ -31,12 +31,12 @@ from rag.collections import collection_names, is_index, read_collection
 from rag.errors import ConfigError, IndexFormatError, IndexNotFoundError
 from rag.index import Index
 from rag.retrieve import (
-    FUSIONS,
     Candidates,
     Filters,
     Hit,
     Retrieval,
     Retriever,
+    check_fusion,
     check_query,
     fuse,
     rerank_head,
@@ -74,12 +74,7 @@ class MultiRetriever:
     ) -> None:
         if not retrievers:
             raise ConfigError("no index to search: give at least one")
-        if fusion not in FUSIONS:
-            raise ConfigError(f"fusion={fusion!r} must be one of {', '.join(FUSIONS)}")
-        if not 0.0 <= dense_weight <= 1.0:
-            raise ConfigError(f"dense_weight={dense_weight} must be between 0 and 1")
-        if depth < 1 or rerank_top < 1:
-            raise ConfigError(f"depth={depth} and rerank_top={rerank_top} must be >= 1")
+        check_fusion(fusion, dense_weight, depth=depth, rerank_top=rerank_top)
         self.retrievers = dict(retrievers)
         first, *_ = self.retrievers.items()
         self.embedder: Embedder = first[1].embedder

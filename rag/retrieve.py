@@ -152,6 +152,18 @@ class Searcher(Protocol):
     ) -> Retrieval: ...
 
 
+def check_fusion(fusion: str, dense_weight: float, **at_least_one: int) -> None:
+    """Raise ConfigError for an unknown fusion, a dense weight outside [0, 1], or any of the
+    named counts (`candidates=…`, `rerank_top=…`) under 1."""
+    if fusion not in FUSIONS:
+        raise ConfigError(f"fusion={fusion!r} must be one of {', '.join(FUSIONS)}")
+    if not 0.0 <= dense_weight <= 1.0:
+        raise ConfigError(f"dense_weight={dense_weight} must be between 0 and 1")
+    if any(value < 1 for value in at_least_one.values()):
+        named = " and ".join(f"{name}={value}" for name, value in at_least_one.items())
+        raise ConfigError(f"{named} must be >= 1")
+
+
 def check_query(query: str, k: int, mode: str) -> None:
     """Raise ConfigError for an unknown mode, k under 1 or an empty query."""
     if mode not in MODES:
@@ -203,12 +215,7 @@ class Retriever:
         reranker: Reranker | None = None,
         rerank_top: int = 30,
     ) -> None:
-        if fusion not in FUSIONS:
-            raise ConfigError(f"fusion={fusion!r} must be one of {', '.join(FUSIONS)}")
-        if not 0.0 <= dense_weight <= 1.0:
-            raise ConfigError(f"dense_weight={dense_weight} must be between 0 and 1")
-        if candidates < 1 or rerank_top < 1:
-            raise ConfigError(f"candidates={candidates} and rerank_top={rerank_top} must be >= 1")
+        check_fusion(fusion, dense_weight, candidates=candidates, rerank_top=rerank_top)
         self.store = store
         self.embedder = embedder
         self.candidates = candidates
