@@ -30,13 +30,9 @@ def open_zip(key: str, data: bytes, suffix: str) -> zipfile.ZipFile:
         raise LoaderError(key, (
             "is an Office lock file (left while the document is open), not a document; "
             "close the document or delete the lock file"))  # fmt: skip
-    if data.startswith(OLE_MAGIC):
-        if _ENCRYPTED_STREAM in data:
-            raise LoaderError(key, "is password-protected (encrypted); save an unprotected copy")
-        legacy = _LEGACY.get(suffix, "old binary Office")
-        raise LoaderError(key, (
-            f"is a {legacy} file or password-protected, not {suffix}; "
-            f"save an unprotected copy as {suffix}"))  # fmt: skip
+    legacy = _LEGACY.get(suffix, "old binary Office")
+    refuse_compound_file(key, data, f"is a {legacy} file or password-protected, not {suffix}; "
+                                    f"save an unprotected copy as {suffix}")  # fmt: skip
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError):
@@ -49,6 +45,15 @@ def open_zip(key: str, data: bytes, suffix: str) -> zipfile.ZipFile:
             f"{MAX_UNPACKED_BYTES / 2**20:,.0f} MB limit for one document (a zip bomb?); "
             "split the document"))  # fmt: skip
     return archive
+
+
+def refuse_compound_file(key: str, data: bytes, legacy: str) -> None:
+    """Refuse an OLE Compound File under an OOXML name: an encrypted package (password-
+    protected), else a pre-2007 binary, for which `legacy` is the problem line."""
+    if data.startswith(OLE_MAGIC):
+        if _ENCRYPTED_STREAM in data:
+            raise LoaderError(key, "is password-protected (encrypted); save an unprotected copy")
+        raise LoaderError(key, legacy)
 
 
 def not_valid(suffix: str, detail: str = "corrupt or not a zip file") -> str:

@@ -16,10 +16,8 @@ from typing import Any
 
 from rag.errors import LoaderError
 from rag.loaders.base import Block, Document
+from rag.loaders.office import refuse_compound_file
 from rag.loaders.text import decode_text
-
-_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # a Compound File: encrypted OOXML or old .xls
-_ENCRYPTED_STREAM = "EncryptedPackage".encode("utf-16-le")
 
 Row = Sequence[tuple[Any, str]]  # (value, number format) per cell, in column order
 
@@ -69,10 +67,7 @@ class _SheetText:
 
 def load_xlsx(key: str, data: bytes) -> Document:
     """Load an Excel workbook, streaming each sheet (read-only, cached formula values)."""
-    if data.startswith(_OLE_MAGIC):
-        if _ENCRYPTED_STREAM in data:
-            raise LoaderError(key, "is password-protected (encrypted); save an unprotected copy")
-        raise LoaderError(key, "is an old binary Excel (.xls) workbook; save it as .xlsx")
+    refuse_compound_file(key, data, "is an old binary Excel (.xls) workbook; save it as .xlsx")
     from openpyxl import load_workbook
 
     try:
