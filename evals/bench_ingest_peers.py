@@ -54,7 +54,7 @@ def rag_step(corpus: str, limit: int) -> dict:
                 dst.write(line)
         corpus = str(subset)
     embedder = SentenceTransformerEmbedder()
-    embedder.encode(["warm up"])
+    embedder.encode(["warm up"] * 8)  # more than a query's worth: loads the torch model
     index = Index(Path(tempfile.mkdtemp()) / "index", embedder=embedder)
     started = time.perf_counter()
     report = index.ingest([corpus])
