@@ -77,7 +77,7 @@ def ingest(
     ] = None,
     dtype: Annotated[
         str | None,
-        typer.Option(help="Embedder precision: auto (bf16 on CPUs with AMX, else fp32), bf16, fp32.",
+        typer.Option(help="Embedder precision: auto (bf16 with AMX, else fp32), bf16, fp32.",
                      show_default=False),  # fmt: skip
     ] = None,
     include_hidden: Annotated[
