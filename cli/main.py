@@ -380,109 +380,19 @@ def _open(indexes: list[Path] | None, settings):  # type: ignore[no-untyped-def]
 
 
 def _answer(idx, question: str, stream: bool, history=()):  # type: ignore[no-untyped-def]
-    """Run Index.ask with a status line while retrieving and reading, then stream tokens."""
-    status = err.status("retrieving passages…", spinner="dots")
-    streamed: list[str] = []
+    """Run Index.ask showing its stages and, on a terminal, the words as they stream (erased
+    when it returns: the verified answer is printed once, by `_print_answer`)."""
+    from rag_cli.answer_display import AnswerDisplay
 
-    def on_event(name: str, data: dict) -> None:
-        if name == "rewriting":
-            status.update("making the follow-up standalone…")
-        elif name == "reading":
-            status.update(f"reading {data['sources']} sources ({data['tokens']} tokens)…")
-        elif name == "answering":
-            status.stop()
-
-    def on_token(piece: str) -> None:
-        streamed.append(piece)
-        if stream:
-            out.print(piece, end="", markup=False, highlight=False)
-
-    if err.is_terminal:
-        status.start()
-    try:
-        answer = idx.ask(question, on_token=on_token, on_event=on_event, history=history)
-    finally:
-        status.stop()
-    if stream and streamed:
-        out.print()
-    return answer
+    with AnswerDisplay(out, err, stream=stream) as display:
+        return idx.ask(question, on_token=display.token, on_event=display.event,
+                       history=history)  # fmt: skip
 
 
 def _print_answer(answer, quotes: bool) -> None:  # type: ignore[no-untyped-def]
-    from rich.markup import escape
+    from rag_cli.answer_display import render_answer
 
-    if answer.abstained:
-        out.print(f"[bold yellow]{answer.answer}[/] [dim]({answer.abstain_reason})[/]", markup=True)
-        if answer.nearest or answer.sources:
-            out.print("[dim]Nearest passages:[/]", markup=True)
-            for s in (answer.nearest or answer.sources)[:3]:
-                snippet = " ".join(s.text.split())[:160]
-                out.print(f"  - {escape(s.location)}: {escape(snippet)}…", markup=True)
-        _print_modes(answer)
-        return
-    out.print(f"\n[bold]Answer (verified):[/] {escape(answer.answer)}", markup=True)
-    by_n = {s.n: s for s in answer.sources}
-    for sentence in answer.sentences:
-        flags = []
-        if sentence.repaired:
-            flags.append("citation repaired")
-        if sentence.unsupporting:
-            dropped = ", ".join(f"[{n}]" for n in sentence.unsupporting)
-            flags.append(f"dropped {escape(dropped)}: does not back it")
-        if not sentence.supported:
-            flags.append("[red]not supported by its sources[/]")
-        if flags:
-            out.print(f"  [dim]{escape(sentence.text[:60])}… {' · '.join(flags)}[/]", markup=True)
-        if quotes and sentence.quote:
-            n, start, end = sentence.quote
-            quote = " ".join(by_n[n].text[start:end].split())
-            out.print(f"    [green]> [{n}] {escape(quote)}[/]", markup=True)
-    if answer.removed_citations:
-        removed = ", ".join(f"[{n}]" for n in answer.removed_citations)
-        out.print(f"[yellow]removed citations to sources that were not given: {removed}[/]",
-                  markup=True)  # fmt: skip
-    if answer.stop_reason == "truncated":
-        out.print(
-            "[yellow]the answer was cut at --max-tokens; raise it for the rest[/]", markup=True
-        )
-    out.print("[bold]Sources:[/]", markup=True)
-    cited = {n for s in answer.sentences for n in s.citations}
-    for s in answer.sources:
-        marker = "*" if s.n in cited else " "
-        snippet = " ".join(s.text.split())[:120]
-        out.print(f" {marker}[{s.n}] {escape(s.location)} chars {s.start}-{s.end}: "
-                  f"[dim]{escape(snippet)}…[/]", markup=True)  # fmt: skip
-    u = answer.usage
-    counted = " (estimated)" if u.source == "estimated" else ""
-    out.print(
-        f"[dim]{u.prompt_tokens} prompt + {u.completion_tokens} answer tokens{counted} · first "
-        f"token {u.ttft_s:.1f} s · total {u.total_s:.1f} s[/]",
-        markup=True,
-    )
-    _print_modes(answer)
-
-
-def _print_modes(answer) -> None:  # type: ignore[no-untyped-def]
-    """Say how the answer was made when it is not the local model's usual way: the output
-    mode, the abstention signal and how tokens were counted."""
-    from rich.markup import escape
-
-    from rag.ask import OUTPUT_TEXT, SIGNAL_P_FOUND, SIGNAL_TEXT
-
-    usual = (
-        answer.token_count == "model"
-        and answer.abstention_signal in (SIGNAL_P_FOUND, SIGNAL_TEXT)
-        and answer.output_mode in ("json", OUTPUT_TEXT)
-    )
-    if usual:
-        return
-    found = f" = {answer.found_p:.3f}" if answer.found_p is not None else ""
-    out.print(
-        f"[dim]model {escape(answer.model)} · output {escape(answer.output_mode)} · abstention "
-        f"{escape(answer.abstention_signal)}{found} · tokens counted by "
-        f"{escape(answer.token_count)}[/]",
-        markup=True,
-    )
+    out.print(render_answer(answer, quotes))
 
 
 @app.command()

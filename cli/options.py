@@ -99,5 +99,10 @@ StrictOption = Annotated[
     ),
 ]
 QuotesOption = Annotated[
-    bool, typer.Option("--quotes", help="Show the supporting passage under each sentence.")
+    bool,
+    typer.Option(
+        "--quotes",
+        help="Show each cited source's supporting quotes in full with their support score, "
+        "and every passage read but not cited on its own line (folded into one by default).",
+    ),
 ]

@@ -123,6 +123,8 @@ class Answer:
                     "supported": s.supported,
                     "repaired": s.repaired,
                     "unsupporting_citations": s.unsupporting,
+                    "repaired_from": s.repaired_from,
+                    "dropped": s.dropped,
                 }  # fmt: skip
                 for s in self.sentences
             ],
@@ -301,6 +303,7 @@ class Asker:
                                   sources, usage)  # fmt: skip
         if _says_not_found(raw):
             return result.abstain("the model found no answer in the sources", sources, usage, raw)
+        event("verifying", {"sources": len(sources)})
         mark = time.perf_counter()
         checker = CitationChecker(self.retriever.embedder, cfg.support_threshold, cfg.claim_margin)
         checked = checker.check(raw, [SourceText(s.n, s.text) for s in sources], question)

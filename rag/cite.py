@@ -44,6 +44,22 @@ class CitedSentence:
     invalid: list[int] = field(default_factory=list)
     repaired: bool = False
     unsupporting: list[int] = field(default_factory=list)  # cited, valid, but not backing it
+    cited: list[int] = field(default_factory=list)  # the citations as the model wrote them
+    spans: dict[int, tuple[int, int]] = field(default_factory=dict)  # kept n -> best span
+
+    @property
+    def repaired_from(self) -> list[int]:
+        """The model's citations the checker moved to another source (`citations` holds it)."""
+        added = [n for n in self.citations if n not in self.cited]
+        return [n for n in self.cited if n not in self.citations] if added else []
+
+    @property
+    def dropped(self) -> list[int]:
+        """The model's citations removed with nothing in their place: a source that was not
+        given (`invalid`) or one that does not back the sentence."""
+        if self.repaired_from:
+            return []
+        return [n for n in self.cited if n not in self.citations]
 
 
 def strip_citations(text: str) -> tuple[str, list[int]]:
@@ -98,7 +114,7 @@ class CitationChecker:
             if clean.strip(" .,;:-"):
                 sentences.append((clean, cited))
             elif sentences and cited:  # a lone "[2]." after a sentence belongs to it
-                sentences[-1][1].extend(cited)
+                sentences[-1][1].extend(n for n in cited if n not in sentences[-1][1])
         if not sentences:
             return []
         matrix, quotes = self._support_matrix([s for s, _ in sentences], sources)
@@ -139,6 +155,8 @@ class CitationChecker:
                     invalid=invalid,
                     repaired=repaired,
                     unsupporting=unsupporting,
+                    cited=cited,
+                    spans={n: quotes[i][n][1:] for n in kept},
                 )
             )
         return results

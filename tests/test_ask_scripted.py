@@ -414,7 +414,7 @@ def test_events_come_in_order_with_what_was_read(corpus):
     answer = corpus.open(model).ask(
         BATTERY, settings=AnswerSettings(), on_event=lambda name, data: events.append((name, data))
     )
-    assert [name for name, _ in events] == ["retrieving", "reading", "answering"]
+    assert [name for name, _ in events] == ["retrieving", "reading", "answering", "verifying"]
     assert events[1][1] == {"sources": len(FACTS), "tokens": answer.usage.context_tokens}
     assert answer.usage.context_tokens > 0
 

@@ -316,7 +316,7 @@ def test_cli_ask_over_two_indexes_cites_a_source_from_the_second(named, monkeypa
     assert f'<source id="1" from="mail: {sources[1]["path"]}">' in prompt
 
     shown = invoke(*args).stdout
-    assert f"*[1] mail: {sources[1]['path']}" in shown
+    assert f"\n [1] mail: {sources[1]['path']}\n" in shown, "a cited source, under its collection"
 
 
 def test_one_index_keeps_the_prompt_labels_it_had(home, embedder):

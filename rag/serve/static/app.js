@@ -204,6 +204,7 @@ const STAGES = {
     return n === undefined ? "Reading sources…" : `Reading ${n} source${n === 1 ? "" : "s"}…`;
   },
   answering: () => "Answering…",
+  verifying: () => "Checking the citations…",
 };
 
 function addTurn(question) {
