@@ -54,7 +54,8 @@ class AnswerDisplay:
         self.status_console = status
         self.live_mode = stream and _interactive(console)
         self.words: list[str] = []
-        self.stage = STAGES["retrieving"]({})
+        self.stage_name = "retrieving"
+        self.stage = STAGES[self.stage_name]({})
         self._spinner = Spinner("dots", Text(self.stage, style="dim"))
         self._live: Live | None = None
         self._status: Status | None = None
@@ -82,6 +83,7 @@ class AnswerDisplay:
         label = STAGES.get(name)
         if label is None:
             return
+        self.stage_name = name
         self.stage = label(data)
         self._show_stage()
 
@@ -93,7 +95,7 @@ class AnswerDisplay:
 
     def _show_stage(self) -> None:
         text = self.stage
-        if self._status is not None and self.words and self.stage == STAGES["answering"]({}):
+        if self._status is not None and self.words and self.stage_name == "answering":
             words = len("".join(self.words).split())
             text = f"answering… {words} word{'' if words == 1 else 's'}"
         self._spinner.update(text=Text(text, style="dim"))

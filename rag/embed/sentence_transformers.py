@@ -109,7 +109,7 @@ class WordPieceCounter:
 
 
 # Texts are sorted by length and cut into batches of about this many word pieces, so no batch
-# is mostly padding and each fits in cache: 1.5x the speed of sentence-transformers' own
+# is mostly padding and each fits in cache: 1.66x the speed of sentence-transformers' own
 # 64-text batches on SciFact windows (evals/bench_encoder.py; cosine to it 0.9999998).
 TOKEN_BUDGET = 4096
 
@@ -117,7 +117,7 @@ TOKEN_BUDGET = 4096
 def bf16_supported() -> bool:
     """Tell whether bfloat16 is the faster dtype here: CPUs with AMX tiles.
 
-    AVX512-BF16 alone is not enough: on such a CPU (no AMX) bf16 ran at 0.8x the speed of
+    AVX512-BF16 alone is not enough: on such a CPU (no AMX) bf16 ran at 0.86x the speed of
     fp32 (evals/bench_encoder.py), as oneDNN converts around every matmul.
     """
     try:
