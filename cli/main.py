@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -94,6 +96,27 @@ def ingest(
             "ingest.watch_debounce_ms (default 1000). Ctrl-C stops (exit code 0).",
         ),
     ] = False,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            metavar="[ADDRESS]",
+            help="Load, chunk and embed on a Ray cluster; this process still hashes and "
+            "writes. ADDRESS: host:port or ray://host:10001 of a running cluster, or auto "
+            "(the default for a bare --ray: RAY_ADDRESS, else a new local cluster). Every node "
+            "must see the files at the same paths and have the embedder model installed. "
+            "Needs pip install 'rag[ray]'.",
+            show_default=False,
+        ),
+    ] = None,
+    ray_actors: Annotated[
+        int | None,
+        typer.Option("--ray-actors", help="With --ray: embed actors, one CPU each. Default: "
+                     "the cluster's CPUs.", show_default=False),  # fmt: skip
+    ] = None,
+    ray_batch: Annotated[
+        int, typer.Option("--ray-batch", help="With --ray: documents per batch an actor embeds.")
+    ] = 64,
     preset: PresetOption = None,
     config: ConfigOption = None,
     sets: SetOption = None,
@@ -111,11 +134,26 @@ def ingest(
     With --watch it then prints one line per batch of changes until Ctrl-C or SIGTERM (a
     batch running finishes first; a second Ctrl-C stops at once), and exits 0.
 
+    With --ray the same run is spread over a Ray cluster (one embed actor per CPU) and gives
+    the same index and report.
+
     Example:  rag ingest ~/notes ~/papers/report.pdf
     """
     from rag.index import Index
 
     def work() -> int:
+        from rag.errors import ConfigError
+
+        if ray is None and (ray_actors is not None or ray_batch != 64):
+            raise ConfigError("--ray-actors and --ray-batch go with --ray")
+        if ray is not None and watch:
+            raise ConfigError("--ray and --watch do not combine: ingest with --ray, then "
+                              "watch without it")  # fmt: skip
+        options = None
+        if ray is not None:
+            from rag.distributed import RayOptions
+
+            options = RayOptions(ray, ray_actors, ray_batch)
         loaded = load_cli_settings(preset, config, {
             "ingest.embedder": embedder, "chunk.max_tokens": chunk_tokens,
             "chunk.overlap": overlap, "ingest.max_file_mb": max_file_mb, "ingest.dtype": dtype,
@@ -127,7 +165,7 @@ def ingest(
 
             return ingest_and_watch(idx, paths, as_json, _print_ingest_report)
         with IngestBar() as bar:
-            report = idx.ingest(paths, progress=bar)
+            report = idx.ingest(paths, progress=bar, ray=options)
         if as_json:
             data = report.to_dict()
             data["index"] = str(idx.path)
@@ -642,8 +680,25 @@ _register_serve()
 _register_mcp()
 
 
+_ADDRESS = re.compile(r"^(auto|[\w.-]*:\d+|\w+://.*)$")
+
+
+def ray_argv(argv: list[str]) -> list[str]:
+    """Give a bare `--ray` its default value, `auto` (typer options cannot have an optional
+    value): when it is last, or followed by an option or by something not an address."""
+    fixed: list[str] = []
+    for i, arg in enumerate(argv):
+        fixed.append(arg)
+        if arg == "--ray" and "--" not in argv[:i]:
+            following = argv[i + 1] if i + 1 < len(argv) else None
+            if following is None or not _ADDRESS.match(following):
+                fixed.append("auto")
+    return fixed
+
+
 def main() -> None:
     """Console-script entry point."""
+    sys.argv[1:] = ray_argv(sys.argv[1:])
     app()
 
 

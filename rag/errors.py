@@ -82,3 +82,8 @@ class IndexNotFoundError(RagError):
 class ServerError(RagError):
     """An OpenAI-compatible server is down, refused a request or answered it wrongly; the
     message names the URL and what to do."""
+
+
+class DistributedError(RagError):
+    """A Ray cluster could not be reached, or a distributed ingest could not finish on it;
+    what was written before is kept."""

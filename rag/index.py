@@ -22,6 +22,7 @@ from rag.vectors import VectorBackend
 
 if TYPE_CHECKING:
     from rag.ask import Answer
+    from rag.distributed import RayOptions
     from rag.eval.probes import ProbeReport
 
 
@@ -100,13 +101,29 @@ class Index:
         return self.pipeline.chat_model()
 
     def ingest(
-        self, paths: Iterable[str | Path], *, progress: IngestProgress | None = None
+        self,
+        paths: Iterable[str | Path],
+        *,
+        progress: IngestProgress | None = None,
+        ray: RayOptions | None = None,
     ) -> IngestReport:
-        """Index new and changed files under `paths`, drop deleted ones, skip unchanged ones."""
+        """Index new and changed files under `paths`, drop deleted ones, skip unchanged ones.
+
+        With `ray`, documents are loaded, chunked and embedded on a Ray cluster and written
+        here (rag/distributed.py); the result is the same as a local ingest's.
+
+        >>> from rag.distributed import RayOptions
+        >>> Index("my-index").ingest(["/shared/docs"], ray=RayOptions())  # doctest: +SKIP
+        """
+        preparer = None
+        if ray is not None:
+            from rag.distributed import RayPreparer
+
+            preparer = RayPreparer(ray, self.embedder, self.settings)
         with write_lock(self.path):
             store = self.pipeline.store(create=True)
             store.check_embedder(self.embedder.info, spec=self.pipeline.embedder_spec())
-            report = run_ingest(store, self.embedder, self.settings, paths, progress)
+            report = run_ingest(store, self.embedder, self.settings, paths, progress, preparer)
             self.pipeline.after_write()
             if report.changed:
                 self._remeasure_probes(report)

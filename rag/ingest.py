@@ -2,6 +2,10 @@
 
 Unchanged documents (same content sha256 and same chunking/embedder config) are recognised
 from the manifest alone, so a re-run over an unchanged corpus never loads the model.
+
+This module is the driver: it finds and hashes files, decides what changed, and does every
+write and the prune. Load → chunk of one document is `rag.prepare.prepare`, run by a
+`Preparer`: here in process (`LocalPreparer`), or on a Ray cluster (`rag.distributed`).
 """
 
 from __future__ import annotations
@@ -10,20 +14,24 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Callable, Generator, Iterable
-from contextlib import closing
+from collections.abc import Callable, Generator, Iterable, Iterator
+from contextlib import closing, suppress
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from rag.chunking import Chunk, chunk_document
-from rag.discover import SourceFile, describe_os_error, discover, is_under
+from rag.chunking import Chunk
+from rag.discover import SourceFile, discover, is_under
 from rag.embed import Embedder
-from rag.errors import ConfigError, LoaderError, RagError, ServerError
-from rag.loaders import CONTAINERS, Document, load_document
+from rag.errors import ConfigError, DistributedError, LoaderError, RagError
+from rag.loaders import CONTAINERS
 from rag.loaders.ocr import OcrOptions, unavailable, use_ocr
-from rag.settings import ChunkSettings, IngestSettings, Settings
+from rag.prepare import Chunker, Failure, Prepared, Source, prepare, read_file, unexpected
+from rag.settings import IngestSettings, Settings
 from rag.store import DocumentRecord, Store
+
+if TYPE_CHECKING:
+    import numpy as np
 
 log = logging.getLogger(__name__)
 
@@ -105,13 +113,46 @@ class _NoProgress:
         pass
 
 
+@dataclass(frozen=True)
+class FileDone:
+    """In a preparer's input: every changed document of this file has been handed out (it
+    may have had none). In its output: every one of them has come back."""
+
+    path: str
+
+
+Work = tuple[Source, bytes | None] | FileDone  # the bytes: the file's, as the driver read them
+Result = tuple[Prepared | Failure, "np.ndarray | None"] | FileDone  # vectors None: embed here
+
+
+class Preparer(Protocol):
+    """Runs `prepare` over the driver's work: in process, or on a cluster.
+
+    `run` reads `work` as it goes and yields each document's result once, with its vectors
+    when it embedded them itself, and passes every FileDone on once that file's documents
+    have all come back. It raises DistributedError when it cannot finish.
+    """
+
+    def run(self, work: Iterator[Work], chunker: Chunker) -> Iterator[Result]: ...
+
+
+class LocalPreparer:
+    """Prepare each document here, in order; the driver embeds them when it writes."""
+
+    def run(self, work: Iterator[Work], chunker: Chunker) -> Iterator[Result]:
+        for item in work:
+            if isinstance(item, FileDone):
+                yield item
+            else:
+                source, data = item
+                yield prepare(source, chunker, data), None
+
+
 @dataclass
 class _Pending:
     items: list[tuple[DocumentRecord, list[Chunk]]] = field(default_factory=list)
+    vectors: list[np.ndarray | None] = field(default_factory=list)
     chunks: int = 0
-
-
-_Documents = Generator[tuple[str, DocumentRecord, Document], None, None]
 
 
 class _WriteFailed(Exception):
@@ -124,15 +165,21 @@ def run_ingest(
     all_settings: Settings,
     paths: Iterable[str | Path],
     progress: IngestProgress | None = None,
+    preparer: Preparer | None = None,
 ) -> IngestReport:
     """Bring the index in line with `paths`: add, update, keep, and remove documents.
 
     A problem with one file (or one record of a .jsonl collection) is reported in `failed`
     and the run goes on. A failure to write to the index stops the run: it is reported in
     `error`, nothing is pruned, and every batch written before it stays indexed.
+
+    `preparer` loads and chunks the changed documents (default: here, one after another; a
+    `rag.distributed.RayPreparer` does it, and the embedding, on a Ray cluster). Finding,
+    hashing, the change check, every write and the prune stay here whatever it is.
     """
     started = time.perf_counter()
     progress = progress or _NoProgress()
+    preparer = preparer or LocalPreparer()
     report = IngestReport()
     settings, chunking = all_settings.ingest, all_settings.chunk
     max_tokens = chunking.max_tokens or embedder.info.max_tokens
@@ -163,24 +210,19 @@ def run_ingest(
     progress.start(len(found.files))
     ocr = OcrOptions.from_settings(settings, getattr(progress, "ocr_page", None))
     _retry_pending_ocr(store, manifest, ocr)
+    chunker = Chunker(embedder.counter, max_tokens, chunking.overlap)
+    work = _work(found.files, settings, config_hash, manifest, seen, report)
     try:
-        with use_ocr(ocr):  # the loaders' OCR options (scanned PDF pages, images)
-            for source in found.files:
-                documents = _changed_documents(
-                    source, settings, config_hash, manifest, seen, report
-                )
-                with closing(documents):
-                    for where, record, document in documents:
-                        chunks = _chunk(where, document, embedder, max_tokens, chunking, report)
-                        if chunks:
-                            report.warnings.extend(document.warnings)
-                            if document.ocr_pages:
-                                report.ocr_pages[document.key] = document.ocr_pages
-                            pending.items.append((record, chunks))
-                            pending.chunks += len(chunks)
-                        if pending.chunks >= settings.flush_chunks:
-                            flush()  # outside any per-file handler: a failure here is no file's
-                progress.file_done(source.path)
+        with use_ocr(ocr), closing(work):  # the loaders' OCR options (scanned pages, images)
+            results = preparer.run(work, chunker)
+            with closing(results):
+                for item in results:
+                    if isinstance(item, FileDone):
+                        progress.file_done(item.path)
+                        continue
+                    _take(*item, pending, report)
+                    if pending.chunks >= settings.flush_chunks:
+                        flush()  # outside any per-file handler: a failure here is no file's
         flush()
         gone = [
             key
@@ -191,6 +233,10 @@ def run_ingest(
         report.removed = len(gone)
     except _WriteFailed:
         pass  # the run stopped: no prune, since not every file was reached
+    except DistributedError as exc:  # the cluster failed part way: keep what came back
+        with suppress(_WriteFailed):
+            flush()
+        report.error = str(exc) if report.error is None else f"{exc}; then {report.error}"
     config = {"config_hash": config_hash,
               "chunk": {"max_tokens": max_tokens, "overlap": chunking.overlap}}  # fmt: skip
     try:
@@ -203,6 +249,21 @@ def run_ingest(
         pass
     report.seconds = round(time.perf_counter() - started, 3)
     return report
+
+
+def _take(
+    result: Prepared | Failure, vectors: np.ndarray | None, pending: _Pending, report: IngestReport
+) -> None:
+    """Queue a prepared document for the next write, or report why it failed."""
+    if isinstance(result, Failure):
+        report.failed.append(FailedFile(result.path, result.error))
+        return
+    report.warnings.extend(result.warnings)
+    if result.ocr_pages:
+        report.ocr_pages[result.record.key] = result.ocr_pages
+    pending.items.append((result.record, result.chunks))
+    pending.vectors.append(vectors)
+    pending.chunks += len(result.chunks)
 
 
 def _retry_pending_ocr(
@@ -224,7 +285,7 @@ def _write(report: IngestReport, write: Callable[[], None]) -> None:
     except Exception as exc:
         log.debug("index write failed", exc_info=True)
         if report.error is None:  # keep the first reason
-            report.error = str(exc) if isinstance(exc, RagError) else _unexpected(exc)
+            report.error = str(exc) if isinstance(exc, RagError) else unexpected(exc)
         raise _WriteFailed from exc
 
 
@@ -235,32 +296,43 @@ def _write_failure(exc: Exception, store: Store, pending: _Pending) -> str:
         return str(exc)
     return (
         f"writing a batch of {len(pending.items)} documents ({pending.chunks} chunks) to the "
-        f"index at {store.directory} failed: {_unexpected(exc)}; the run stopped there, those "
+        f"index at {store.directory} failed: {unexpected(exc)}; the run stopped there, those "
         "documents keep their earlier version and nothing was removed — rerun to finish"
     )
 
 
-def _unexpected(exc: BaseException) -> str:
-    return f"unexpected {type(exc).__name__}: {exc} (see --debug)"
+def _work(
+    files: Iterable[SourceFile],
+    settings: IngestSettings,
+    config_hash: str,
+    manifest: dict[str, tuple[str, str]],
+    seen: set[str],
+    report: IngestReport,
+) -> Generator[Work, None, None]:
+    """Every new or changed document of `files`, each file followed by its FileDone."""
+    for source in files:
+        yield from _changed_sources(source, settings, config_hash, manifest, seen, report)
+        yield FileDone(source.path)
 
 
-def _changed_documents(
+def _changed_sources(
     source: SourceFile,
     settings: IngestSettings,
     config_hash: str,
     manifest: dict[str, tuple[str, str]],
     seen: set[str],
     report: IngestReport,
-) -> _Documents:
-    """Yield (where, record, document) for each new or changed document of one file.
+) -> Generator[Work, None, None]:
+    """Yield (source, bytes) for each new or changed document of one file.
 
-    `where` names the file (or the line of a .jsonl record) in failures. A problem reading
-    the file is put on `report.failed` and never raised; if it stops the file part way, the
-    documents it was going to revisit keep their indexed versions.
+    The bytes are the file's, as read to hash it (None for a container's part, which comes
+    loaded). A problem reading the file is put on `report.failed` and never raised; if it
+    stops the file part way, the documents it was going to revisit keep their indexed
+    versions.
     """
     try:
         if source.kind in CONTAINERS:
-            yield from _container_documents(source, config_hash, manifest, seen, report)
+            yield from _container_sources(source, config_hash, manifest, seen, report)
             return
         seen.add(source.path)  # from here on, a failure keeps the indexed version
         size = os.path.getsize(source.path)
@@ -271,23 +343,19 @@ def _changed_documents(
                 f"file is {size / 2**20:.0f} MB, over the {settings.max_file_mb:g} MB limit; "
                 "split it or raise the limit (--max-file-mb)",
             )
-        try:
-            with open(source.path, "rb") as handle:
-                data = handle.read()
-        except OSError as exc:
-            raise LoaderError(source.path, describe_os_error(exc)) from None
+        data = read_file(source.path)
         sha = hashlib.sha256(data).hexdigest()
         if manifest.get(source.path) == (sha, config_hash):
             report.unchanged += 1
             return
-        document = load_document(source.path, source.kind, data)
-        yield source.path, _record(document, source.path, sha, config_hash, size), document
+        found = Source(source.path, source.path, source.kind, sha, config_hash, size)
+        yield found, data
     except LoaderError as exc:
         report.failed.append(FailedFile(exc.path, exc.problem))
         _keep_indexed(source, manifest, seen)
     except Exception as exc:  # a loader bug on one odd file must not stop the batch
         log.debug("unexpected error on %s", source.path, exc_info=True)
-        report.failed.append(FailedFile(source.path, _unexpected(exc)))
+        report.failed.append(FailedFile(source.path, unexpected(exc)))
         _keep_indexed(source, manifest, seen)
 
 
@@ -299,14 +367,14 @@ def _keep_indexed(source: SourceFile, manifest: dict[str, tuple[str, str]], seen
         seen.update(key for key in manifest if key.startswith(prefix))
 
 
-def _container_documents(
+def _container_sources(
     source: SourceFile,
     config_hash: str,
     manifest: dict[str, tuple[str, str]],
     seen: set[str],
     report: IngestReport,
-) -> _Documents:
-    """Yield the new or changed parts of a container file; a bad part fails alone."""
+) -> Generator[Work, None, None]:
+    """Yield the new or changed parts of a container file, loaded; a bad part fails alone."""
     first_seen: dict[str, str] = {}
     for part in CONTAINERS[source.kind](Path(source.path), source.path):
         if isinstance(part, LoaderError):
@@ -331,46 +399,10 @@ def _container_documents(
             continue
         except Exception as exc:  # one odd part must not stop the collection
             log.debug("unexpected error on %s", part.where, exc_info=True)
-            report.failed.append(FailedFile(part.where, _unexpected(exc)))
+            report.failed.append(FailedFile(part.where, unexpected(exc)))
             continue
-        yield part.where, _record(document, source.path, sha, config_hash, len(part.raw)), document
-
-
-def _record(
-    document: Document, source: str, sha: str, config_hash: str, size: int
-) -> DocumentRecord:
-    """The manifest row of a loaded document, with what its loader found out about it."""
-    info: dict = dict(document.meta)
-    if document.ocr_pages:
-        info["ocr_pages"] = document.ocr_pages
-    if document.empty_pages:
-        info["empty_pages"] = document.empty_pages
-    if document.warnings:
-        info["warnings"] = document.warnings
-    return DocumentRecord(document.key, source, document.kind, sha, config_hash, size,
-                          document.pages, info)  # fmt: skip
-
-
-def _chunk(
-    where: str,
-    document: Document,
-    embedder: Embedder,
-    max_tokens: int,
-    chunking: ChunkSettings,
-    report: IngestReport,
-) -> list[Chunk]:
-    """Chunk one document; a failure is put on `report.failed` under `where` (returns [])."""
-    try:
-        chunks = chunk_document(document, embedder.counter, max_tokens, chunking.overlap)
-    except ServerError:
-        raise  # the embedder's server is down: every other file would fail the same way
-    except Exception as exc:  # a chunker or tokenizer bug on one odd document
-        log.debug("unexpected error chunking %s", where, exc_info=True)
-        report.failed.append(FailedFile(where, _unexpected(exc)))
-        return []
-    if not chunks:
-        report.failed.append(FailedFile(where, "no text to index"))
-    return chunks
+        yield Source(part.where, source.path, document.kind, sha, config_hash, len(part.raw),
+                     document), None  # fmt: skip
 
 
 def _flush(
@@ -385,12 +417,19 @@ def _flush(
     if not pending.items:
         return
     texts = [chunk.embed_text for _, chunks in pending.items for chunk in chunks]
-    vectors = embedder.encode(texts)
+    given = [v for v in pending.vectors if v is not None]
+    if len(given) == len(pending.items):  # embedded where they were prepared
+        import numpy as np
+
+        vectors = np.concatenate(given)
+    else:
+        vectors = embedder.encode(texts)
     store.write_documents(pending.items, vectors)
     updated = sum(1 for record, _ in pending.items if record.key in manifest)
     report.updated += updated
     report.added += len(pending.items) - updated
     report.chunks += len(texts)
     pending.items = []
+    pending.vectors = []
     pending.chunks = 0
     progress.chunks_embedded(len(texts))

