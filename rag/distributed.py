@@ -35,7 +35,8 @@ import os
 import pickle
 import socket
 import time
-from collections.abc import Iterator
+import warnings
+from collections.abc import Generator, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -164,11 +165,14 @@ class EmbedActor:
 
     Rows become (index, result, vectors, stats); failures pass through with no vectors. The
     first row of a batch has stats (actor id, chunks, seconds spent encoding), the others
-    None.
+    None. Made for one run by `embed_actor` (the recipe is a class attribute, not an actor
+    argument: an actor restarted on another node needs nothing from the node that died).
     """
 
-    def __init__(self, recipe: EmbedderRecipe) -> None:
-        self.embedder = recipe.build()
+    recipe: EmbedderRecipe
+
+    def __init__(self) -> None:
+        self.embedder = self.recipe.build()
         self.embedder.model  # noqa: B018 - load now, not inside the first batch
         self.name = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -188,6 +192,11 @@ class EmbedActor:
             rows.append(pickle.dumps((index, result, mine, stats)))
             stats = None
         return _column(rows)
+
+
+def embed_actor(recipe: EmbedderRecipe) -> type[EmbedActor]:
+    """An EmbedActor class that makes `recipe`'s embedder."""
+    return type("EmbedActor", (EmbedActor,), {"recipe": recipe})
 
 
 @dataclass
@@ -219,7 +228,7 @@ class RayPreparer:
         import_ray()
         self._recipe = EmbedderRecipe.of(self.embedder)
 
-    def run(self, work: Iterator[Work], chunker: Chunker) -> Iterator[Result]:
+    def run(self, work: Iterator[Work], chunker: Chunker) -> Generator[Result, None, None]:
         """Yield each changed document's result with its vectors, then each FileDone."""
         out: dict[str, int] = {}  # file -> its documents not back yet
         planned: set[str] = set()  # files whose documents have all been handed out
@@ -246,24 +255,35 @@ class RayPreparer:
     def _run_window(
         self, sources: list[Source], chunker: Chunker
     ) -> Iterator[tuple[Source, Prepared | Failure, np.ndarray | None]]:
-        """Each source's result once; what a failed dataset did not return is run again."""
+        """Each source's result once, in the driver's order (so chunk ids are a local
+        ingest's); what a failed dataset did not return is run again."""
         todo = dict(enumerate(sources))
+        back: dict[int, tuple[Prepared | Failure, np.ndarray | None]] = {}
+        following = 0  # the next index to hand on
         problem = "the dataset ended without returning them"
+        refused: RagError | None = None
         for attempt in range(1, ATTEMPTS + 1):
             try:
                 for index, result, vectors in self._dataset(todo, chunker):
-                    source = todo.pop(index, None)
-                    if source is not None:  # else a retried task's repeat: taken already
-                        yield source, result, vectors
+                    if todo.pop(index, None) is None:
+                        continue  # a retried task's repeat: taken already
+                    back[index] = (result, vectors)
+                    while following in back:
+                        yield sources[following], *back.pop(following)
+                        following += 1
             except Exception as exc:
-                cause = _user_error(exc)
-                if cause is not None:  # our own code refused (another model on a node)
-                    raise DistributedError(f"the Ray ingest stopped: {cause}") from exc
+                refused = _user_error(exc)
+                if refused is not None:  # our own code refused (another model on a node)
+                    break
                 problem = f"{type(exc).__name__}: {_first_line(exc)}"
                 log.warning("Ray ingest: attempt %d of %d failed (%s); %d documents to go",
                             attempt, ATTEMPTS, problem, len(todo))  # fmt: skip
             if not todo:
                 return
+        for index in sorted(back):  # what did come back is written
+            yield sources[index], *back[index]
+        if refused is not None:
+            raise DistributedError(f"the Ray ingest stopped: {refused}")
         raise DistributedError(
             f"the Ray cluster did not return {len(todo)} documents after {ATTEMPTS} attempts "
             f"({problem}); they keep their indexed versions and nothing was removed — check "
@@ -275,35 +295,16 @@ class RayPreparer:
     ) -> Iterator[tuple[int, Prepared | Failure, np.ndarray | None]]:
         """Run one dataset over `todo`; yield (index, result, vectors) as batches arrive."""
         ray = import_ray()
-        batch = self.options.batch
-        blocks = max(1, math.ceil(len(todo) / batch))
+        blocks = max(1, math.ceil(len(todo) / self.options.batch))
         actors = self.options.actors or max(1, int(ray.cluster_resources().get("CPU", 1)))
         actors = min(actors, blocks)
         items = [{"item": pickle.dumps(pair)} for pair in todo.items()]
         ocr = OcrOptions.from_settings(self.settings.ingest)
-        dataset = (
-            ray.data.from_items(items, override_num_blocks=blocks)
-            .map_batches(
-                prepare_batch,
-                batch_format="pyarrow",
-                batch_size=batch,
-                fn_kwargs={"recipe": self._recipe, "max_tokens": chunker.max_tokens,
-                           "overlap": chunker.overlap, "ocr": ocr},  # fmt: skip
-                num_cpus=0,  # shares the actors' CPUs: they would leave none for a task
-                concurrency=actors,
-                max_retries=TASK_RETRIES,
-            )
-            .map_batches(
-                EmbedActor,
-                batch_format="pyarrow",
-                batch_size=batch,
-                fn_constructor_kwargs={"recipe": self._recipe},
-                concurrency=actors,
-                num_cpus=1,
-                max_restarts=ACTOR_RESTARTS,
-                max_task_retries=TASK_RETRIES,
-            )
-        )
+        with warnings.catch_warnings():
+            # Ray 2.60 deprecates passing remote args (max_restarts …) through map_batches; its
+            # defaults would retry for ever. The pin in pyproject stops before their removal.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            dataset = self._plan(ray, items, blocks, actors, chunker, ocr)
         batches = dataset.iter_batches(batch_size=None, batch_format="pyarrow")
         try:
             for table in batches:
@@ -319,6 +320,35 @@ class RayPreparer:
             close = getattr(batches, "close", None)
             if close is not None:
                 close()
+
+    def _plan(
+        self, ray: Any, items: list[dict], blocks: int, actors: int, chunker: Chunker,
+        ocr: OcrOptions,
+    ) -> Any:  # fmt: skip
+        """The dataset: descriptors → prepare tasks → embed actors."""
+        batch = self.options.batch
+        return (
+            ray.data.from_items(items, override_num_blocks=blocks)
+            .map_batches(
+                prepare_batch,
+                batch_format="pyarrow",
+                batch_size=batch,
+                fn_kwargs={"recipe": self._recipe, "max_tokens": chunker.max_tokens,
+                           "overlap": chunker.overlap, "ocr": ocr},  # fmt: skip
+                num_cpus=0,  # shares the actors' CPUs: they would leave none for a task
+                compute=ray.data.TaskPoolStrategy(size=actors),
+                max_retries=TASK_RETRIES,
+            )
+            .map_batches(
+                embed_actor(self._recipe),
+                batch_format="pyarrow",
+                batch_size=batch,
+                compute=ray.data.ActorPoolStrategy(size=actors),
+                num_cpus=1,
+                max_restarts=ACTOR_RESTARTS,
+                max_task_retries=TASK_RETRIES,
+            )
+        )
 
 
 def _windows(work: Iterator[Work], size: int) -> Iterator[tuple[list[Source], list[str]]]:
@@ -368,7 +398,7 @@ def connect(options: RayOptions) -> Iterator[None]:
         ) from exc
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # the CLI draws its own
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    logging.getLogger("ray.data").setLevel(logging.ERROR)  # its notices are not the user's
     try:
         yield
     finally:

@@ -133,13 +133,13 @@ class Preparer(Protocol):
     have all come back. It raises DistributedError when it cannot finish.
     """
 
-    def run(self, work: Iterator[Work], chunker: Chunker) -> Iterator[Result]: ...
+    def run(self, work: Iterator[Work], chunker: Chunker) -> Generator[Result, None, None]: ...
 
 
 class LocalPreparer:
     """Prepare each document here, in order; the driver embeds them when it writes."""
 
-    def run(self, work: Iterator[Work], chunker: Chunker) -> Iterator[Result]:
+    def run(self, work: Iterator[Work], chunker: Chunker) -> Generator[Result, None, None]:
         for item in work:
             if isinstance(item, FileDone):
                 yield item
