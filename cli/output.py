@@ -30,7 +30,10 @@ def print_json(data: Any) -> None:
 
 
 def error(message: str) -> None:
-    err.print(f"[bold red]error:[/] {message}", markup=True)
+    """Print a plain-text error line (brackets such as 'rag[ray]' are shown, not markup)."""
+    from rich.markup import escape
+
+    err.print(f"[bold red]error:[/] {escape(message)}", markup=True)
 
 
 def progress_bar(label: str, *extra: ProgressColumn) -> Progress:

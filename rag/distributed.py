@@ -7,8 +7,9 @@ The driver (rag/ingest.py) still finds and hashes the files, picks what changed,
 write (one SQLite writer, the same whole-document transactions as a local ingest) and the
 prune, and fills the same report. What changed goes to the cluster as small descriptors
 (path, kind, hash: `rag.prepare.Source`); a Ray Dataset maps them through `prepare` in
-tasks, then through `EmbedActor`s that load the embedder once each, and the driver streams
-the results back with `iter_batches`, writing them as they come.
+`PrepareActor`s (no CPU of their own), then through `EmbedActor`s (one CPU each) that load
+the embedder once each, and the driver streams the results back with `iter_batches`,
+writing them in its own order as they come (chunk ids are then a local ingest's).
 
 What the workers need:
 - the same files at the same paths (a shared filesystem: NFS, a mounted bucket): a worker
@@ -19,16 +20,16 @@ What the workers need:
   actor checks that its model's fingerprint is the index's, so all vectors come from one
   model. rag itself is shipped to a running cluster (runtime_env py_modules).
 
-Fault tolerance: a task on a worker that dies is retried and an actor restarted elsewhere
-(`TASK_RETRIES`, `ACTOR_RESTARTS`). Each document is taken once however often it comes
-back (a retried task's repeat is dropped) and written whole, replacing any row with its
-key, so nothing is duplicated; documents Ray did not return (a dataset that failed part
-way) are sent again in a new dataset, up to `ATTEMPTS` runs in all, so nothing is lost.
+Fault tolerance: an actor whose worker or node dies is restarted elsewhere and the batches
+it had are run again (`ACTOR_RESTARTS`, `TASK_RETRIES`). Each document is taken once
+however often it comes back (a retried batch's repeat is dropped) and written whole,
+replacing any row with its key, so nothing is duplicated; documents Ray did not return (a
+dataset that failed part way) are sent again in a new dataset, up to `ATTEMPTS` runs in
+all, so nothing is lost.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 import os
@@ -40,7 +41,7 @@ from collections.abc import Generator, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from rag.embed import Embedder, SentenceTransformerEmbedder
 from rag.embed.sentence_transformers import DEFAULT_EMBEDDER
@@ -55,11 +56,12 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 log = logging.getLogger(__name__)
+_Actor = TypeVar("_Actor")
 
 INSTALL_HINT = "pip install 'rag[ray]' (in a checkout: .venv/bin/pip install -e '.[ray]')"
 ATTEMPTS = 3  # datasets run for one window of documents before the run stops
-TASK_RETRIES = 3  # a prepare task whose worker died is run again this often
-ACTOR_RESTARTS = 3  # an embed actor whose worker died is started again this often
+ACTOR_RESTARTS = 3  # an actor whose worker (or node) died is started again this often
+TASK_RETRIES = 3  # and a batch it had is run again this often
 WINDOW = 10_000  # changed documents per dataset: bounds what the driver holds
 
 
@@ -135,29 +137,45 @@ class EmbedderRecipe:
         return embedder
 
 
-@functools.lru_cache(maxsize=4)
-def _worker_chunker(recipe: EmbedderRecipe, max_tokens: int, overlap: float) -> Chunker:
-    """The chunker of a worker process, made once (the tokenizer alone: no model)."""
-    return Chunker(recipe.build().counter, max_tokens, overlap)
-
-
 def _column(rows: list[bytes]) -> pa.Table:
     import pyarrow as pa
 
     return pa.table({"item": pa.array(rows, type=pa.large_binary())})
 
 
-def prepare_batch(
-    batch: pa.Table, recipe: EmbedderRecipe, max_tokens: int, overlap: float, ocr: OcrOptions
-) -> pa.Table:
-    """Ray task: `prepare` each (index, Source) of a batch; rows become (index, result)."""
-    chunker = _worker_chunker(recipe, max_tokens, overlap)
-    rows = []
-    with use_ocr(ocr):
-        for blob in batch.column("item").to_pylist():
-            index, source = pickle.loads(blob)
-            rows.append(pickle.dumps((index, prepare(source, chunker))))
-    return _column(rows)
+@dataclass(frozen=True)
+class PrepareSpec:
+    """What a prepare actor needs: the embedder's tokenizer, the chunk size and overlap, and
+    the OCR options (no progress callback: pages are OCR'd on the worker)."""
+
+    recipe: EmbedderRecipe
+    max_tokens: int
+    overlap: float
+    ocr: OcrOptions
+
+
+class PrepareActor:
+    """Ray actor: `prepare` each (index, Source) of a batch; rows become (index, result).
+
+    An actor, not a task: a task's worker may be stopped when idle (a node keeps about one
+    idle worker per CPU), and each new one would import rag and load the tokenizer again.
+    It holds no CPU (num_cpus=0): loading shares the embed actors' CPUs, which wait for it.
+    Made by `actor_class`, as EmbedActor.
+    """
+
+    spec: PrepareSpec
+
+    def __init__(self) -> None:
+        spec = self.spec
+        self.chunker = Chunker(spec.recipe.build().counter, spec.max_tokens, spec.overlap)
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        rows = []
+        with use_ocr(self.spec.ocr):
+            for blob in batch.column("item").to_pylist():
+                index, source = pickle.loads(blob)
+                rows.append(pickle.dumps((index, prepare(source, self.chunker))))
+        return _column(rows)
 
 
 class EmbedActor:
@@ -165,14 +183,14 @@ class EmbedActor:
 
     Rows become (index, result, vectors, stats); failures pass through with no vectors. The
     first row of a batch has stats (actor id, chunks, seconds spent encoding), the others
-    None. Made for one run by `embed_actor` (the recipe is a class attribute, not an actor
+    None. Made for one run by `actor_class` (the recipe is a class attribute, not an actor
     argument: an actor restarted on another node needs nothing from the node that died).
     """
 
-    recipe: EmbedderRecipe
+    spec: EmbedderRecipe
 
     def __init__(self) -> None:
-        self.embedder = self.recipe.build()
+        self.embedder = self.spec.build()
         self.embedder.model  # noqa: B018 - load now, not inside the first batch
         self.name = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -194,9 +212,9 @@ class EmbedActor:
         return _column(rows)
 
 
-def embed_actor(recipe: EmbedderRecipe) -> type[EmbedActor]:
-    """An EmbedActor class that makes `recipe`'s embedder."""
-    return type("EmbedActor", (EmbedActor,), {"recipe": recipe})
+def actor_class(base: type[_Actor], spec: object) -> type[_Actor]:
+    """A subclass of `base` for one run, with `spec` as its class attribute."""
+    return type(base.__name__, (base,), {"spec": spec})
 
 
 @dataclass
@@ -325,22 +343,22 @@ class RayPreparer:
         self, ray: Any, items: list[dict], blocks: int, actors: int, chunker: Chunker,
         ocr: OcrOptions,
     ) -> Any:  # fmt: skip
-        """The dataset: descriptors → prepare tasks → embed actors."""
+        """The dataset: descriptors → prepare actors → embed actors."""
         batch = self.options.batch
+        prepare_spec = PrepareSpec(self._recipe, chunker.max_tokens, chunker.overlap, ocr)
         return (
             ray.data.from_items(items, override_num_blocks=blocks)
             .map_batches(
-                prepare_batch,
+                actor_class(PrepareActor, prepare_spec),
                 batch_format="pyarrow",
                 batch_size=batch,
-                fn_kwargs={"recipe": self._recipe, "max_tokens": chunker.max_tokens,
-                           "overlap": chunker.overlap, "ocr": ocr},  # fmt: skip
-                num_cpus=0,  # shares the actors' CPUs: they would leave none for a task
-                compute=ray.data.TaskPoolStrategy(size=actors),
-                max_retries=TASK_RETRIES,
+                num_cpus=0,  # shares the embed actors' CPUs: they would leave none to take
+                compute=ray.data.ActorPoolStrategy(size=actors),
+                max_restarts=ACTOR_RESTARTS,
+                max_task_retries=TASK_RETRIES,
             )
             .map_batches(
-                embed_actor(self._recipe),
+                actor_class(EmbedActor, self._recipe),
                 batch_format="pyarrow",
                 batch_size=batch,
                 compute=ray.data.ActorPoolStrategy(size=actors),

@@ -79,58 +79,61 @@ def vectors(path: Path) -> dict[tuple[str, int], np.ndarray]:
     return {(key, ord_): np.frombuffer(blob, dtype=np.float32) for key, ord_, blob in found}
 
 
-@pytest.fixture
-def corpus(tmp_path: Path) -> Path:
-    """Six demo files of five kinds and a three-record .jsonl collection."""
-    folder = tmp_path / "corpus"
-    folder.mkdir()
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, embedder, cluster):
+    """A corpus (six demo files of four kinds, and beside them a three-record .jsonl
+    collection) ingested locally into local/ and with Ray into ray/."""
+    work = tmp_path_factory.mktemp("ray-ingest")
+    corpus = work / "corpus"
+    corpus.mkdir()
     for name in DEMO_FILES:
-        shutil.copy(DEMO / name, folder / name)
+        shutil.copy(DEMO / name, corpus / name)
     records = [{"_id": f"r{i}", "title": f"Record {i}", "text": f"Record {i} says codeword{i}x."}
                for i in range(3)]  # fmt: skip
-    (folder / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-    return folder
+    (work / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    paths = [corpus, work / "records.jsonl"]  # a .jsonl is indexed only when named
+    local = make_index(work / "local", embedder)
+    on_ray = make_index(work / "ray", embedder)
+    reports = local.ingest(paths), on_ray.ingest(paths, ray=ray_options(cluster, batch=2))
+    return work, paths, local, on_ray, reports
 
 
 @needs_ray
-def test_ray_ingest_gives_the_local_index(tmp_path, corpus, embedder, cluster):
-    local = make_index(tmp_path / "local", embedder)
-    local_report = local.ingest([corpus])
-    on_ray = make_index(tmp_path / "ray", embedder)
-    report = on_ray.ingest([corpus], ray=ray_options(cluster, batch=2))
+def test_ray_ingest_gives_the_local_index(built, cluster):
+    work, paths, local, on_ray, (local_report, report) = built
     assert report.ok, (report.failed, report.error)
     assert (report.added, report.chunks) == (local_report.added, local_report.chunks)
     assert report.added == 9
-    assert rows(tmp_path / "ray") == rows(tmp_path / "local")  # same ids, texts, hashes
-    mine, theirs = vectors(tmp_path / "ray"), vectors(tmp_path / "local")
+    assert rows(work / "ray") == rows(work / "local")  # same ids, texts, hashes
+    mine, theirs = vectors(work / "ray"), vectors(work / "local")
     assert mine.keys() == theirs.keys()
     assert min(float(mine[k] @ theirs[k]) for k in mine) >= 0.999
     for query in ("error code E07", "how long is the warranty", "codeword1x"):
         got = [(h.path, h.text) for h in on_ray.search(query, k=3, rerank=False)]
         assert got == [(h.path, h.text) for h in local.search(query, k=3, rerank=False)]
-    assert Store(tmp_path / "ray").consistency_problems() == []
-    assert on_ray.ingest([corpus], ray=ray_options(cluster)).unchanged == 9  # Ray not started
+    assert Store(work / "ray").consistency_problems() == []
+    assert on_ray.ingest(paths, ray=ray_options(cluster)).unchanged == 9  # Ray is not started
 
 
 @needs_ray
-def test_second_ray_ingest_updates_and_prunes(tmp_path, corpus, embedder, cluster):
-    index = make_index(tmp_path / "idx", embedder)
-    index.ingest([corpus], ray=ray_options(cluster))
+def test_second_ray_ingest_updates_and_prunes(built, cluster):
+    work, paths, *_ = built  # changes the corpus: the last test to use `built`
+    corpus = paths[0]
     (corpus / "warranty.txt").write_text("The warranty now lasts 77 months.\n")
     (corpus / "faq.md").unlink()
     (corpus / "broken.pdf").write_bytes(b"%PDF-1.4 not really")
-    result = CliRunner().invoke(app, ["ingest", str(corpus), "--index", str(tmp_path / "idx"),
+    result = CliRunner().invoke(app, ["ingest", *map(str, paths), "--index", str(work / "ray"),
                                       "--ray", cluster.address, "--json"])  # fmt: skip
     assert result.exit_code == 1, result.output  # broken.pdf failed, the rest is indexed
     report = json.loads(result.stdout)
     assert (report["added"], report["updated"], report["unchanged"], report["removed"]) == (
         0, 1, 7, 1)  # fmt: skip
     assert [Path(f["path"]).name for f in report["failed"]] == ["broken.pdf"]
-    texts = [row[4] for row in rows(tmp_path / "idx")]
-    assert any("77 months" in t for t in texts)
-    keys = {row[1] for row in rows(tmp_path / "idx")}
-    assert str(corpus / "faq.md") not in keys and str(corpus / "warranty.txt") in keys
-    assert Store(tmp_path / "idx").consistency_problems() == []
+    found = rows(work / "ray")
+    assert [row[4] for row in found if row[1].endswith("warranty.txt")] == [
+        "The warranty now lasts 77 months."]  # fmt: skip
+    assert str(corpus / "faq.md") not in {row[1] for row in found}
+    assert Store(work / "ray").consistency_problems() == []
 
 
 @needs_ray
@@ -143,6 +146,7 @@ def test_a_node_removed_mid_ingest_loses_and_duplicates_nothing(tmp_path, embedd
         )
     second = next(node for node in cluster.list_all_nodes() if node is not cluster.head_node)
     removed = threading.Event()
+    remover = threading.Thread(target=cluster.remove_node, args=(second,))
 
     class RemoveNodeAfterFirstWrite:
         def start(self, total_files: int) -> None:
@@ -152,25 +156,26 @@ def test_a_node_removed_mid_ingest_loses_and_duplicates_nothing(tmp_path, embedd
             pass
 
         def chunks_embedded(self, count: int) -> None:
-            if not removed.is_set():
+            if not removed.is_set():  # the first batch is written: 19 are still to come
                 removed.set()
-                threading.Thread(target=cluster.remove_node, args=(second,)).start()
+                remover.start()
 
     index = make_index(tmp_path / "idx", embedder, flush_chunks=2)
     try:
         report = index.ingest([folder], progress=RemoveNodeAfterFirstWrite(),
                               ray=ray_options(cluster, actors=2, batch=2))  # fmt: skip
     finally:
-        cluster.add_node(num_cpus=1)  # for the tests after this
+        if removed.is_set():
+            remover.join()
+            cluster.add_node(num_cpus=1)  # for any test after this
     assert removed.is_set()
     assert report.ok, (report.failed, report.error)
     assert report.added == 40
     found = rows(tmp_path / "idx")
     assert len({row[1] for row in found}) == 40
-    assert len(found) == len({(row[1], row[3]) for row in found}) == report.chunks
-    local = make_index(tmp_path / "local", embedder)
-    local.ingest([folder])
-    assert [row[1:] for row in found] == [row[1:] for row in rows(tmp_path / "local")]
+    assert len(found) == len({(row[1], row[3]) for row in found}) == report.chunks == 40
+    assert all(row[4] == Path(row[1]).read_text() for row in found)  # one chunk each
+    assert [row[1] for row in found] == sorted(row[1] for row in found)  # in the driver's order
     assert Store(tmp_path / "idx").consistency_problems() == []
 
 
