@@ -34,6 +34,7 @@ import logging
 import math
 import os
 import pickle
+import re
 import socket
 import time
 import warnings
@@ -423,8 +424,15 @@ def connect(options: RayOptions) -> Iterator[None]:
         ray.shutdown()
 
 
+_RAISED = re.compile(r"^rag\.errors\.(\w+): (.+)$", re.MULTILINE)
+
+
 def _user_error(exc: BaseException) -> RagError | None:
-    """The RagError a worker raised, wherever Ray wrapped it; None for a system failure."""
+    """The RagError a worker raised, wherever Ray wrapped it; None for a system failure.
+
+    A task's error arrives as itself (Ray's wrapper is also an instance of it); an actor's
+    constructor error only as the text of its traceback, whose last line names it.
+    """
     seen: set[int] = set()
     stack: list[BaseException | None] = [exc]
     while stack:
@@ -435,7 +443,8 @@ def _user_error(exc: BaseException) -> RagError | None:
         if isinstance(current, RagError):
             return current
         stack.extend([current.__cause__, current.__context__, getattr(current, "cause", None)])
-    return None
+    raised = _RAISED.findall(str(exc))
+    return RagError(raised[-1][1]) if raised else None
 
 
 def _first_line(exc: BaseException) -> str:

@@ -221,3 +221,19 @@ def test_ray_options_are_checked(tmp_path, docs_folder):
     result = CliRunner().invoke(app, ["ingest", str(docs_folder), "--index",
                                       str(tmp_path / "idx"), "--ray-actors", "2"])  # fmt: skip
     assert result.exit_code == 2 and "go with --ray" in result.output
+
+
+def test_a_worker_with_another_model_is_refused(embedder):
+    import dataclasses
+
+    from rag.distributed import EmbedderRecipe, _user_error
+    from rag.errors import IndexFormatError
+
+    recipe = dataclasses.replace(EmbedderRecipe.of(embedder), fingerprint="0000")
+    with pytest.raises(IndexFormatError, match="not the index's .*fingerprint 0000") as caught:
+        recipe.build()
+    # an actor's constructor error reaches the driver only as its traceback's text
+    wrapped = RuntimeError(f"The actor died ...\nTraceback ...\nrag.errors.IndexFormatError: "
+                           f"{caught.value}\n")  # fmt: skip
+    assert str(_user_error(wrapped)) == str(caught.value)
+    assert _user_error(RuntimeError("node 10.0.0.2 died")) is None
