@@ -105,7 +105,7 @@ def ingest(
             "writes. ADDRESS: host:port or ray://host:10001 of a running cluster, or auto "
             "(the default for a bare --ray: RAY_ADDRESS, else a new local cluster). Every node "
             "must see the files at the same paths and have the embedder model installed. "
-            "Needs pip install 'rag[ray]'.",
+            "Needs pip install 'rag\\[ray]'.",
             show_default=False,
         ),
     ] = None,
