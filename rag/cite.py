@@ -2,7 +2,9 @@
 
 Small models cite badly, so the pipeline does not trust the markers: every answer sentence gets
 a support score against every source (the best of lexical coverage and embedding similarity to
-the source's sentences), invalid markers are removed and reported, a valid marker whose source
+the source's sentences), halved for a source that does not state the sentence's key terms
+(numbers, names, acronyms) or states them only away from what the question asks about; invalid
+markers are removed and reported, a valid marker whose source
 does not back the sentence is dropped when another cited source does, and a sentence is
 re-attributed to the source that supports it best when none of its own citations does.
 """
@@ -14,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from rag.text.key_terms import bound, missing_terms
 from rag.text.sentences import sentences_or_whole, split_sentences
 from rag.text.words import content_words
 
@@ -22,6 +25,9 @@ if TYPE_CHECKING:
 
 CITATION = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 CLAIM_MARGIN = 0.05  # how much less of the question a kept citation may cover than the best
+# A source that lacks a sentence's key terms (rag/text/key_terms.py), or holds them only away
+# from what the question asks about, backs it at most this share of its similarity score.
+KEY_TERM_PENALTY = 0.5
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,7 @@ class CitedSentence:
     unsupporting: list[int] = field(default_factory=list)  # cited, valid, but not backing it
     cited: list[int] = field(default_factory=list)  # the citations as the model wrote them
     spans: dict[int, tuple[int, int]] = field(default_factory=dict)  # kept n -> best span
+    missing: list[str] = field(default_factory=list)  # key terms no kept source states
 
     @property
     def repaired_from(self) -> list[int]:
@@ -118,6 +125,8 @@ class CitationChecker:
         if not sentences:
             return []
         matrix, quotes = self._support_matrix([s for s, _ in sentences], sources)
+        gaps = [self._penalise_key_terms(clean, row, sources, question)
+                for (clean, _), row in zip(sentences, matrix, strict=True)]  # fmt: skip
         results = []
         for i, (clean, cited) in enumerate(sentences):
             invalid = [n for n in cited if n not in valid]
@@ -157,9 +166,25 @@ class CitationChecker:
                     unsupporting=unsupporting,
                     cited=cited,
                     spans={n: quotes[i][n][1:] for n in kept},
+                    missing=_missing_in(gaps[i], kept or cited),
                 )
             )
         return results
+
+    @staticmethod
+    def _penalise_key_terms(
+        sentence: str, row: list[float], sources: Sequence[SourceText], question: str | None
+    ) -> dict[int, list[str]]:
+        """Scale down, in place, the scores of sources that do not state the sentence's key
+        terms, or state them only away from the question's subject; return each such source's
+        missing terms (empty for an unbound one)."""
+        gaps: dict[int, list[str]] = {}
+        for j, src in enumerate(sources):
+            missing = missing_terms(sentence, src.text, question or "")
+            if missing or (question and not bound(sentence, src.text, question)):
+                row[j] *= KEY_TERM_PENALTY
+                gaps[src.n] = missing
+        return gaps
 
     def _support_matrix(
         self, sentences: list[str], sources: Sequence[SourceText]
@@ -193,3 +218,10 @@ class CitationChecker:
             matrix.append(row)
             quotes.append(best_spans)
         return matrix, quotes
+
+
+def _missing_in(gaps: dict[int, list[str]], sources: list[int]) -> list[str]:
+    """The key terms that none of `sources` states (those of the first such source)."""
+    if not sources or any(n not in gaps for n in sources):
+        return []
+    return gaps[sources[0]]

@@ -352,6 +352,8 @@ class AnswerSettings(_Section):
     `output` "json" makes the model answer in constrained JSON, which gives `min_found` (abstain
     when the model's P(found) is under it) its signal. `claim_margin` is how much less of the
     question a kept citation may cover than the best one. `seed` None: the generation seed.
+    `verdicts`: a yes/no question ("Does…?") is answered in JSON mode with `verdict_prompt`,
+    as a verdict and the source sentence it rests on ("Yes: …").
     """
 
     section: ClassVar[str] = "answer"
@@ -373,6 +375,8 @@ class AnswerSettings(_Section):
     seed: int | None = None
     prompt: str = "answer-v3"
     json_prompt: str = "answer-json-v1"
+    verdict_prompt: str = "verdict-json-v1"
+    verdicts: bool = True
 
     def _validate(self) -> None:
         self._at_least("candidates", 1)
@@ -388,7 +392,7 @@ class AnswerSettings(_Section):
         self._at_least("top_k", 0)
         self._between("seed", 0, 2**32 - 1)
         names = _prompt_names()
-        for name in ("prompt", "json_prompt"):
+        for name in ("prompt", "json_prompt", "verdict_prompt"):
             value = getattr(self, name)
             if value not in names:
                 raise _fail(f"answer.{name}", value, f"must be one of {', '.join(names)}")
