@@ -99,8 +99,8 @@ class IvfPqBackend:
     @property
     def trains_at(self) -> int:
         """The size at which the flat index becomes IVF-PQ: `train_at`, or 39 points for
-        each of a fixed `nlist`'s lists when that is more."""
-        return max(self.train_at, POINTS_PER_LIST * self.nlist)
+        each list (at least 64 lists) when that is more."""
+        return max(self.train_at, POINTS_PER_LIST * max(self.nlist, MIN_NLIST))
 
     def file_name(self, generation: int) -> str:
         return (f"ivfpq-{generation:010d}-nlist{self.nlist or 'auto'}-m{self.m or 'auto'}"
@@ -260,6 +260,10 @@ class IvfPqIndex:
         # time); lowering the minimum keeps faiss from printing a warning about it
         ivf.cp.min_points_per_centroid = max(1, min(POINTS_PER_LIST, len(sample) // nlist))
         ivf.pq.cp.min_points_per_centroid = max(1, min(POINTS_PER_LIST, len(sample) // 256))
+        # each sub-quantizer's k-means (256 centroids in 4 dimensions) on 16,384 points, not
+        # faiss's 65,536: its cost is points × 256 distances × 25 iterations × m sub-quantizers,
+        # the longest part of training at 96 sub-quantizers
+        ivf.pq.cp.max_points_per_centroid = 64
         ivf.do_polysemous_training = False  # minutes of annealing for a search we never run
         ivf.train(np.ascontiguousarray(sample, dtype=np.float32))
         ivf.nprobe = self.config.nprobe
