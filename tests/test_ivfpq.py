@@ -215,9 +215,15 @@ def test_store_trains_rescores_exactly_maps_reopens_and_relays_out(tmp_path) -> 
         hits = store.dense_search(query[None], 10)
         assert [i for i, _ in hits] == exact_ids(stored, ids, query, 10)
         assert hits[0][1] == pytest.approx(float(stored[hits[0][0] - 1] @ query), abs=1e-5)
+    older = tmp_path / f"vectors-{store.generation - 1:010d}.faiss"  # a flat file before
+    current = tmp_path / f"hnsw-{store.generation:010d}-m32.faiss"  # still valid: kept
+    older.write_bytes(b"x")
+    current.write_bytes(b"x")
     store.save_vectors()
     files = sorted(p.name for p in tmp_path.glob("ivfpq-*"))
     assert files == [backend.file_name(store.generation)], "older generations removed"
+    assert not older.exists() and current.exists()
+    current.unlink()
 
     reopened = Store(tmp_path, vectors=IvfPqBackend(train_at=3_000))
     assert reopened.vector_index()._mapped  # type: ignore[attr-defined]

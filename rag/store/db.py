@@ -35,7 +35,13 @@ from rag.chunking import with_heading
 from rag.errors import IndexFormatError, IndexNotFoundError
 from rag.keyword_index import KeywordBackend, KeywordIndex
 from rag.store.write_errors import check_room, write_error
-from rag.vectors import FlatBackend, TrainedIndex, VectorBackend, VectorIndex
+from rag.vectors import (
+    VECTOR_FILE_PREFIXES,
+    FlatBackend,
+    TrainedIndex,
+    VectorBackend,
+    VectorIndex,
+)
 from rag.vectors.rescore import exact_top
 
 if TYPE_CHECKING:
@@ -456,6 +462,12 @@ class Store:
             self._write(f"the vector index {path.name}", lambda: index.save(path), needed)
         for stale in self.directory.glob(f"{self.vector_backend.name}-*"):
             if stale != path:
+                stale.unlink(missing_ok=True)
+        # another built-in backend's file of an older generation is never read again (a
+        # flat one at 10 M chunks is 15 GB); one of this generation is kept for a switch back
+        for stale in self.directory.glob("*-*.faiss"):
+            prefix, _, rest = stale.name.partition("-")
+            if prefix in VECTOR_FILE_PREFIXES and rest[:10] != f"{self.generation:010d}":
                 stale.unlink(missing_ok=True)
 
     def _write(self, what: str, write: Callable[[], None], needed: int = 0) -> None:

@@ -9,6 +9,8 @@ from rag.vectors.hnsw import HnswBackend
 from rag.vectors.ivfpq import AUTO_AT, AutoBackend, IvfPqBackend
 
 DENSE_INDEXES = ("flat", "hnsw", "ivfpq", "auto")
+# The built-in backends' file prefixes: "<prefix>-<generation, 10 digits>….faiss".
+VECTOR_FILE_PREFIXES = (FlatBackend.name, HnswBackend.name, IvfPqBackend.name)
 
 
 def vector_backend(
@@ -35,6 +37,7 @@ def vector_backend(
 __all__ = [
     "AUTO_AT",
     "DENSE_INDEXES",
+    "VECTOR_FILE_PREFIXES",
     "AutoBackend",
     "FlatBackend",
     "HnswBackend",
