@@ -36,9 +36,10 @@ from rag.vectors.flat import FaissIndex
 if TYPE_CHECKING:
     import numpy as np
 
-# `auto` stays exact below this many chunks. Exact search takes 6 ms a query at 100,000 chunks
-# (evals/bench_search.py) and 154 MB of vectors, and grows linearly from there (60 ms and 1.5 GB
-# at 1 M); below it, exact search is fast enough and its recall is 1.
+# `auto` stays exact below this many chunks. Exact search takes 6.3 ms a query at 100,000 chunks
+# (evals/bench_search.py, evals/results/search-latency.md) and 154 MB of vectors, both linear in
+# chunks (so about 60 ms and 1.5 GB at 1 M); below it exact search is fast enough, its recall is
+# 1, and nothing needs training.
 AUTO_AT = 100_000
 # faiss's k-means asks for this many training points per centroid (min_points_per_centroid).
 POINTS_PER_LIST = 39
@@ -73,7 +74,8 @@ def train_size(nlist: int, n: int) -> int:
 class IvfPqBackend:
     """IVF-PQ with `nlist` lists (0: `auto_nlist`) and `m` codes a vector (0: `auto_m`);
     `nprobe` lists are scanned a query and the best `rescore` candidates (at least twice the
-    asked-for k) re-scored exactly. Exact (flat) below `train_at` vectors."""
+    asked-for k) re-scored exactly. Exact (flat) below `train_at` vectors: 50,000 is where
+    the automatic 1,024 lists can have their 39 training points each (39,936)."""
 
     kind = "ivfpq"
     name = "ivfpq"
