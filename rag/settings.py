@@ -40,7 +40,7 @@ from rag.errors import ConfigError
 
 Dtype = Literal["auto", "bf16", "fp32"]
 Fusion = Literal["zscore", "minmax", "rrf"]
-DenseIndex = Literal["flat", "hnsw"]
+DenseIndex = Literal["flat", "hnsw", "ivfpq", "auto"]
 Output = Literal["text", "json"]
 JsonSchemaMode = Literal["auto", "json_schema", "json_object", "none"]
 Capability = Literal["auto", "yes", "no"]
@@ -233,6 +233,9 @@ class RetrievalSettings(_Section):
     """How passages are found: BM25 and dense candidates, fusion, rerank, dense index.
 
     `reranker` is "none", "sentence" (best-sentence similarity) or a cross-encoder folder.
+    `dense_index` is "flat" (exact), "hnsw", "ivfpq" (compressed, for millions of chunks;
+    `ivf_nprobe` lists scanned a query, `ivf_nlist` lists, 0: about 4·√chunks) or "auto"
+    (flat below 100,000 chunks, ivfpq above).
     """
 
     section: ClassVar[str] = "retrieval"
@@ -246,6 +249,8 @@ class RetrievalSettings(_Section):
     dense_index: DenseIndex = "flat"
     hnsw_m: int = 32
     hnsw_ef_search: int = 128
+    ivf_nprobe: int = 32
+    ivf_nlist: int = 0
 
     def _validate(self) -> None:
         self._at_least("candidates", 1)
@@ -255,6 +260,13 @@ class RetrievalSettings(_Section):
         self._at_least("rerank_top", 1)
         self._at_least("hnsw_m", 2)
         self._at_least("hnsw_ef_search", 1)
+        self._at_least("ivf_nprobe", 1)
+        if self.ivf_nlist != 0 and self.ivf_nlist < 16:
+            problem = "must be 0 (automatic) or at least 16"
+            raise _fail("retrieval.ivf_nlist", self.ivf_nlist, problem)
+        if self.ivf_nlist and self.ivf_nprobe > self.ivf_nlist:
+            raise _fail("retrieval.ivf_nprobe", self.ivf_nprobe,
+                        f"must not exceed retrieval.ivf_nlist={self.ivf_nlist}")  # fmt: skip
 
 
 @dataclass(frozen=True)
