@@ -68,6 +68,20 @@ class CitedSentence:
             return []
         return [n for n in self.cited if n not in self.citations]
 
+    def to_dict(self) -> dict:
+        """The `--json` shape of a checked sentence."""
+        return {
+            "text": self.text,
+            "citations": self.citations,
+            "support": self.support,
+            "supported": self.supported,
+            "repaired": self.repaired,
+            "unsupporting_citations": self.unsupporting,
+            "repaired_from": self.repaired_from,
+            "dropped": self.dropped,
+            "missing_terms": self.missing,
+        }
+
 
 def strip_citations(text: str) -> tuple[str, list[int]]:
     """Remove `[n]` markers from text; return the clean text and the numbers, in order."""
