@@ -34,7 +34,14 @@ from typing import TYPE_CHECKING
 
 from rag.ask import NOT_FOUND, Source, Usage, says_not_found
 from rag.chunking import with_heading
-from rag.cite import CITATION, CitationChecker, CitedSentence, SourceText, strip_citations
+from rag.cite import (
+    CITATION,
+    CitationChecker,
+    CitedSentence,
+    SourceText,
+    cited_sentences,
+    strip_citations,
+)
 from rag.discover import absolute
 from rag.errors import ConfigError, ContextOverflowError, DocumentNotIndexedError
 from rag.llm.base import ChatModel, GenerationOptions, capabilities_of
@@ -648,22 +655,20 @@ def _render(partial: _Partial, numbering: dict[int, int]) -> str:
                     for text, cited in partial.sentences)  # fmt: skip
 
 
+_END = re.compile(r"[.!?…]+[\"'”’)]*$")
+
+
 def _sentence(text: str, citations: Sequence[int]) -> str:
-    return text.rstrip() + "".join(f" [{n}]" for n in citations)
+    """ "It lasts 41 months [3]." : the markers before the sentence's closing punctuation."""
+    text = text.rstrip()
+    marks = "".join(f" [{n}]" for n in citations)
+    end = _END.search(text)
+    return text[: end.start()] + marks + end.group(0) if end else text + marks
 
 
 def _parse(text: str, valid: set[int]) -> list[tuple[str, list[int]]]:
-    """Sentences of a reply with the valid chunk numbers each cites (a lone "[2]." after a
-    sentence belongs to it)."""
-    sentences: list[tuple[str, list[int]]] = []
-    for start, end in split_sentences(text):
-        clean, cited = strip_citations(text[start:end])
-        cited = [n for n in cited if n in valid]
-        if clean.strip(" .,;:-"):
-            sentences.append((clean, cited))
-        elif sentences and cited:
-            sentences[-1][1].extend(n for n in cited if n not in sentences[-1][1])
-    return sentences
+    """Sentences of a reply with the valid chunk numbers each cites."""
+    return [(clean, [n for n in cited if n in valid]) for clean, cited in cited_sentences(text)]
 
 
 def _drop_cut_sentence(raw: str) -> str:
