@@ -42,6 +42,7 @@ class Cited(Protocol):
     @property
     def sources(self) -> Sequence[Source]: ...
 
+
 STAGES: dict[str, Callable[[dict], str]] = {
     "rewriting": lambda d: "making the follow-up standalone…",
     "retrieving": lambda d: "retrieving passages…",
@@ -251,9 +252,12 @@ def render_summary(summary: DocumentSummary, quotes: bool = False) -> Group:
     steps = summary.steps
     maps = sum(1 for s in steps if s.kind == "map")
     rounds = max((s.level for s in steps), default=0)
-    made = (f"{summary.chunks} chunks read in {maps} map step{'' if maps == 1 else 's'}"
-            + (f" and {len(steps) - maps} reduce step{'' if len(steps) - maps == 1 else 's'} "
-               f"({rounds} round{'' if rounds == 1 else 's'})" if len(steps) > maps else ""))
+    made = f"{summary.chunks} chunks read in {maps} map step{'' if maps == 1 else 's'}" + (
+        f" and {len(steps) - maps} reduce step{'' if len(steps) - maps == 1 else 's'} "
+        f"({rounds} round{'' if rounds == 1 else 's'})"
+        if len(steps) > maps
+        else ""
+    )
     u = summary.usage
     counted = " (estimated)" if u.source == "estimated" else ""
     cost = Text(f"{made} · {u.prompt_tokens} prompt + {u.completion_tokens} written tokens"

@@ -68,8 +68,8 @@ def summarize(
     """
 
     def work() -> int:
-        loaded = load_cli_settings(preset, config, _overrides(model, llm_url, llm_model,
-                                                              max_tokens, strict), sets)  # fmt: skip
+        overrides = _overrides(model, llm_url, llm_model, max_tokens, strict)
+        loaded = load_cli_settings(preset, config, overrides, sets)
         from rag.index import Index
 
         idx = Index(index, settings=loaded.settings)

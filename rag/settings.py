@@ -402,9 +402,15 @@ class AnswerSettings(_Section):
         self._at_least("top_k", 0)
         self._between("seed", 0, 2**32 - 1)
         names = _prompt_names()
-        for name in ("prompt", "json_prompt", "verdict_prompt", "document_map_prompt",
-                     "document_reduce_prompt", "document_question_map_prompt",
-                     "document_question_reduce_prompt"):
+        for name in (
+            "prompt",
+            "json_prompt",
+            "verdict_prompt",
+            "document_map_prompt",
+            "document_reduce_prompt",
+            "document_question_map_prompt",
+            "document_question_reduce_prompt",
+        ):
             value = getattr(self, name)
             if value not in names:
                 raise _fail(f"answer.{name}", value, f"must be one of {', '.join(names)}")

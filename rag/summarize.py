@@ -17,7 +17,7 @@ The reply's reserve is lowered when the window is too small for two partial text
 reply, so a reduce step can always combine at least two.
 
 >>> reader = DocumentReader(store, model, embedder)  # doctest: +SKIP
->>> summary = reader.summarize("docs/manual.md", progress=lambda done, total: None)  # doctest: +SKIP
+>>> summary = reader.summarize("docs/manual.md", progress=print)  # doctest: +SKIP
 >>> summary.text, [s.location for s in summary.sources]  # doctest: +SKIP
 """
 
@@ -72,8 +72,9 @@ class Step:
     """One map or reduce call: what it read and what it cost.
 
     `chunks` is the first and last chunk number it covers; `inputs` the source blocks (map)
-    or partial texts (reduce) in its prompt; `prompt_tokens` the chat prompt as the model
-    counts it, so `prompt_tokens + max_tokens <= n_ctx` always holds.
+    or partial texts (reduce) in its prompt; `prompt_tokens` the chat prompt as the model's
+    tokenizer and template count it before it is sent, so `prompt_tokens + max_tokens <=
+    n_ctx` always holds.
     """
 
     kind: str  # "map" or "reduce"
@@ -210,7 +211,8 @@ class DocumentReader:
     `settings` holds the prompts (`document_*`), `document_max_tokens` and the checking
     thresholds.
 
-    >>> reader = DocumentReader(index.pipeline.store(), index.chat_model(), index.embedder)  # doctest: +SKIP
+    >>> store, model = index.pipeline.store(), index.chat_model()  # doctest: +SKIP
+    >>> reader = DocumentReader(store, model, index.embedder)  # doctest: +SKIP
     >>> reader.summarize("manual.md", question="How is the mast mounted?").text  # doctest: +SKIP
     """
 
@@ -285,9 +287,7 @@ class _Run:
         """How many tokens each step may send and write, from the window and the prompts."""
         count, n_ctx = self.model.count_tokens, self.model.n_ctx
         map_fixed = self.model.chat_prompt_tokens(self.map_prompt.messages("", self.question))
-        reduce_fixed = self.model.chat_prompt_tokens(
-            self.reduce_prompt.messages("", self.question)
-        )
+        reduce_fixed = self.model.chat_prompt_tokens(self.reduce_prompt.messages("", self.question))
         wrap = count(_partial_block(99, "")) + 2  # + 2: the sentence's own edges
         separator = count(SEPARATOR)
         room = n_ctx - max(map_fixed, reduce_fixed) - 2 * wrap - separator
@@ -387,20 +387,20 @@ class _Run:
     def _halve(self, block: _Block) -> list[_Block]:
         """Cut a block that no step can hold in two, at the sentence (else the space)
         nearest its middle."""
-        text = block.text
-        middle = len(text) // 2
-        cuts = [s for s, _ in split_sentences(text)[1:]]
-        cuts = cuts or [m.start() for m in re.finditer(r"\s+", text) if 0 < m.start()]
-        cut = min(cuts, key=lambda c: abs(c - middle)) if cuts else middle
-        if len(text) < 2 or not 0 < cut < len(text):
+        text = block.text.strip()
+        if len(text) < 2:
             raise ContextOverflowError(
                 f"chunk {block.n} cannot be cut small enough for the context window "
                 f"({self.model.n_ctx:,} tokens); raise generation.n_ctx"
             )
+        cuts = [s for s, _ in split_sentences(text)[1:]]
+        cuts = cuts or [m.start() for m in re.finditer(r"\s+", text)]
+        cuts = [c for c in cuts if text[:c].strip() and text[c:].strip()] or [len(text) // 2]
+        cut = min(cuts, key=lambda c: abs(c - len(text) // 2))
         if block.n not in self.cut_chunks:
             self.cut_chunks.append(block.n)
-        pieces = [text[:cut].strip(), text[cut:].strip()]
-        halves = [_Block(block.n, piece, block.location) for piece in pieces if piece]
+        halves = [_Block(block.n, text[:cut].strip(), block.location),
+                  _Block(block.n, text[cut:].strip(), block.location)]  # fmt: skip
         for half in halves:
             half.tokens = self.model.count_tokens(format_source(99, block.location, half.text))
         return halves
@@ -532,9 +532,8 @@ class _Run:
         if stop == "truncated":
             raw = _drop_cut_sentence(raw)
         found = not says_not_found(raw) if self.question else bool(raw)
-        self.steps.append(Step(kind, level, chunks, inputs,
-                               generation.prompt_tokens if generation else prompt_tokens,
-                               self.plan.reply, generation.completion_tokens if generation else 0,
+        self.steps.append(Step(kind, level, chunks, inputs, prompt_tokens, self.plan.reply,
+                               generation.completion_tokens if generation else 0,
                                stop, found))  # fmt: skip
         if not found and not self.question:
             self.notes.append(f"the {kind} step over chunks {chunks[0]}-{chunks[1]} wrote "

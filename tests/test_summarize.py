@@ -125,7 +125,7 @@ def assert_citations_point_at_their_chunks(summary: DocumentSummary, texts: list
 
 @pytest.mark.model
 def test_a_tiny_window_is_never_exceeded_and_partials_are_reduced_in_rounds(long_doc, embedder):
-    model = EchoModel(n_ctx=300)
+    model = EchoModel(n_ctx=200)
     calls: list[tuple[int, int]] = []
     with closing(open_index(long_doc, embedder, model)) as index:
         summary = index.summarize(long_doc[1], progress=lambda d, t: calls.append((d, t)))
@@ -230,9 +230,9 @@ def test_a_window_too_small_for_two_partials_and_a_reply_is_a_config_error(long_
     from rag.errors import ConfigError
 
     model = EchoModel(n_ctx=150)
-    with closing(open_index(long_doc, embedder, model)) as index:
-        with pytest.raises(ConfigError, match="too small to read a document in steps"):
-            index.summarize(long_doc[1])
+    too_small = pytest.raises(ConfigError, match="too small to read a document in steps")
+    with closing(open_index(long_doc, embedder, model)) as index, too_small:
+        index.summarize(long_doc[1])
     assert model.prompts == []
 
 
