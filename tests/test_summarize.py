@@ -265,7 +265,7 @@ def demo_index(tmp_path_factory, embedder, one_torch_thread) -> tuple[Index, str
 
 def tiny_settings() -> Settings:
     settings = load_settings(preset="tiny", env={}).settings
-    return settings.replace(**{"generation.n_ctx": 768, "answer.document_max_tokens": 64})
+    return settings.replace(**{"generation.n_ctx": 768, "answer.document_max_tokens": 40})
 
 
 @pytest.mark.llm
@@ -297,7 +297,7 @@ def test_cli_summarize_and_ask_document(demo_index, monkeypatch):
     index, path = demo_index
     monkeypatch.setenv("RAG_HOME", str(Path(index.path).parent))
     common = ["--index", str(index.path), "--preset", "tiny", "--set", "generation.n_ctx=768",
-              "--max-tokens", "48"]  # fmt: skip
+              "--max-tokens", "24"]  # fmt: skip
     runner = CliRunner()
     result = runner.invoke(app, ["summarize", path, *common, "--json"])
     assert result.exit_code == 0, result.output
@@ -305,7 +305,8 @@ def test_cli_summarize_and_ask_document(demo_index, monkeypatch):
     assert {"answer", "sentences", "sources", "steps", "chunks", "usage", "notes"} <= data.keys()
     assert data["path"] == path and data["question"] is None
     assert all(step["prompt_tokens"] + step["max_tokens"] <= 768 for step in data["steps"])
-    ask = ["ask", "How long is the warranty?", "--document", path, *common[:-2]]
+    ask = ["ask", "How long is the warranty?", "--document", path, *common[:-2],
+           "--set", "answer.document_max_tokens=24"]  # fmt: skip
     shown = runner.invoke(app, ask)
     assert shown.exit_code == 0, shown.output
     assert "chunks read in" in shown.stdout
