@@ -116,20 +116,7 @@ class Answer:
             "answer": self.answer,
             "abstained": self.abstained,
             "abstain_reason": self.abstain_reason,
-            "sentences": [
-                {
-                    "text": s.text,
-                    "citations": s.citations,
-                    "support": s.support,
-                    "supported": s.supported,
-                    "repaired": s.repaired,
-                    "unsupporting_citations": s.unsupporting,
-                    "repaired_from": s.repaired_from,
-                    "dropped": s.dropped,
-                    "missing_terms": s.missing,
-                }  # fmt: skip
-                for s in self.sentences
-            ],
+            "sentences": [s.to_dict() for s in self.sentences],
             "sources": [asdict(s) for s in self.sources],
             "nearest": [asdict(s) for s in self.nearest],
             "removed_citations": self.removed_citations,
@@ -304,7 +291,7 @@ class Asker:
         if unsure:
             return result.abstain("the model is not confident the sources answer it",
                                   sources, usage)  # fmt: skip
-        if _says_not_found(raw):
+        if says_not_found(raw):
             return result.abstain("the model found no answer in the sources", sources, usage, raw)
         event("verifying", {"sources": len(sources)})
         mark = time.perf_counter()
@@ -399,7 +386,7 @@ class _Outcome:
         }
 
 
-def _says_not_found(raw: str) -> bool:
+def says_not_found(raw: str) -> bool:
     """Whether the reply is the prompt's NOT FOUND marker (or empty): a reply that opens with
     it in any case, or has it in capitals; "the sensor is not found [1]" is an answer."""
     text = raw.strip()

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from rag.embed import Embedder
 
 CITATION = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")
+LEADING_CITATIONS = re.compile(r"(?:\s*\[\d+(?:\s*[,;]\s*\d+)*\])+")
 CLAIM_MARGIN = 0.05  # how much less of the question a kept citation may cover than the best
 # A source that lacks a sentence's key terms (rag/text/key_terms.py), or holds them only away
 # from what the question asks about, backs it at most this share of its similarity score.
@@ -68,6 +69,20 @@ class CitedSentence:
             return []
         return [n for n in self.cited if n not in self.citations]
 
+    def to_dict(self) -> dict:
+        """The `--json` shape of a checked sentence."""
+        return {
+            "text": self.text,
+            "citations": self.citations,
+            "support": self.support,
+            "supported": self.supported,
+            "repaired": self.repaired,
+            "unsupporting_citations": self.unsupporting,
+            "repaired_from": self.repaired_from,
+            "dropped": self.dropped,
+            "missing_terms": self.missing,
+        }
+
 
 def strip_citations(text: str) -> tuple[str, list[int]]:
     """Remove `[n]` markers from text; return the clean text and the numbers, in order."""
@@ -76,6 +91,29 @@ def strip_citations(text: str) -> tuple[str, list[int]]:
         numbers.extend(int(x) for x in re.split(r"[,;]", match.group(1)))
     clean = CITATION.sub("", text).strip()
     return clean, list(dict.fromkeys(numbers))
+
+
+def cited_sentences(text: str) -> list[tuple[str, list[int]]]:
+    """Split text into sentences, each with the [n] numbers it cites.
+
+    Markers belong to the sentence they follow: in "It lasts 41 months. [1] It has a
+    clip. [2]" the sentence splitter starts the second sentence at "[1]", so numbers that
+    open a sentence go to the one before it (a lone "[2]." too).
+    """
+    sentences: list[tuple[str, list[int]]] = []
+    for start, end in split_sentences(text):
+        piece = text[start:end]
+        lead = LEADING_CITATIONS.match(piece)
+        if lead and sentences:
+            _, moved = strip_citations(lead.group(0))
+            sentences[-1][1].extend(n for n in moved if n not in sentences[-1][1])
+            piece = piece[lead.end() :]
+        clean, cited = strip_citations(piece)
+        if clean.strip(" .,;:-"):
+            sentences.append((clean, cited))
+        elif sentences and cited:
+            sentences[-1][1].extend(n for n in cited if n not in sentences[-1][1])
+    return sentences
 
 
 def lexical_support(sentence: str, source: str) -> float:
@@ -114,14 +152,7 @@ class CitationChecker:
         cover the question about as well as the best one (within `claim_margin`).
         """
         valid = {s.n for s in sources}
-        pieces = [answer[s:e] for s, e in split_sentences(answer)]
-        sentences = []
-        for piece in pieces:
-            clean, cited = strip_citations(piece)
-            if clean.strip(" .,;:-"):
-                sentences.append((clean, cited))
-            elif sentences and cited:  # a lone "[2]." after a sentence belongs to it
-                sentences[-1][1].extend(n for n in cited if n not in sentences[-1][1])
+        sentences = cited_sentences(answer)
         if not sentences:
             return []
         matrix, quotes = self._support_matrix([s for s, _ in sentences], sources)

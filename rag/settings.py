@@ -366,6 +366,10 @@ class AnswerSettings(_Section):
     question a kept citation may cover than the best one. `seed` None: the generation seed.
     `verdicts`: a yes/no question ("Does…?") is answered in JSON mode with `verdict_prompt`,
     as a verdict and the source sentence it rests on ("Yes: …").
+    `document_*` are for whole-document questions (`rag summarize`, `rag ask --document`):
+    the map and reduce prompts (summary, and question variants) and `document_max_tokens`,
+    the longest text each map or reduce step may write (lowered when the context window is
+    too small for two such texts and a reply).
     """
 
     section: ClassVar[str] = "answer"
@@ -389,9 +393,15 @@ class AnswerSettings(_Section):
     json_prompt: str = "answer-json-v1"
     verdict_prompt: str = "verdict-json-v1"
     verdicts: bool = True
+    document_map_prompt: str = "document-map-v1"
+    document_reduce_prompt: str = "document-reduce-v1"
+    document_question_map_prompt: str = "document-question-map-v1"
+    document_question_reduce_prompt: str = "document-question-reduce-v1"
+    document_max_tokens: int = 256
 
     def _validate(self) -> None:
         self._at_least("candidates", 1)
+        self._at_least("document_max_tokens", 16)
         self._at_least("max_tokens", 1)
         self._at_least("context_tokens", 1)
         for name in ("min_evidence", "min_found", "support_threshold", "claim_margin"):
@@ -404,7 +414,15 @@ class AnswerSettings(_Section):
         self._at_least("top_k", 0)
         self._between("seed", 0, 2**32 - 1)
         names = _prompt_names()
-        for name in ("prompt", "json_prompt", "verdict_prompt"):
+        for name in (
+            "prompt",
+            "json_prompt",
+            "verdict_prompt",
+            "document_map_prompt",
+            "document_reduce_prompt",
+            "document_question_map_prompt",
+            "document_question_reduce_prompt",
+        ):
             value = getattr(self, name)
             if value not in names:
                 raise _fail(f"answer.{name}", value, f"must be one of {', '.join(names)}")

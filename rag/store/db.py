@@ -612,6 +612,11 @@ class Store:
         return [DocumentRow(i, key, kind, pages, size, chunks, at, json.loads(info))
                 for i, key, kind, pages, size, chunks, at, info in rows]  # fmt: skip
 
+    def keys_matching(self, pattern: str) -> list[str]:
+        """The document keys that match a shell glob (SQLite GLOB: case-sensitive), sorted."""
+        sql = "SELECT key FROM documents WHERE key GLOB ? ORDER BY key"
+        return [key for (key,) in self.db.execute(sql, (pattern,))]
+
     def keys_pending_ocr(self) -> list[str]:
         """Documents with pages that were not OCR'd because OCR could not run then."""
         sql = "SELECT key FROM documents WHERE json_extract(info, '$.ocr_pending') IS NOT NULL"
