@@ -13,9 +13,9 @@ that is a terminal, and only the verified answer is printed, without control cod
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.live import Live
@@ -29,6 +29,19 @@ from rag.locations import where
 if TYPE_CHECKING:
     from rag.ask import Answer, Source
     from rag.cite import CitedSentence
+    from rag.summarize import DocumentSummary
+
+
+class Cited(Protocol):
+    """What the verified-answer parts need: checked sentences and the numbered sources they
+    cite (an `Answer`, or a `DocumentSummary`)."""
+
+    @property
+    def sentences(self) -> Sequence[CitedSentence]: ...
+
+    @property
+    def sources(self) -> Sequence[Source]: ...
+
 
 STAGES: dict[str, Callable[[dict], str]] = {
     "rewriting": lambda d: "making the follow-up standalone…",
@@ -193,7 +206,7 @@ def _legend(marks: list[Mark], unsupported: bool) -> Text | None:
     return Text("citations checked: " + " · ".join(parts), style="dim")
 
 
-def answer_text(answer: Answer) -> tuple[Text, Text | None]:
+def answer_text(answer: Cited) -> tuple[Text, Text | None]:
     """The verified answer with its checked citation marks, and the legend line (or None)."""
     text = Text()
     marks: list[Mark] = []
@@ -232,6 +245,46 @@ def render_answer(answer: Answer, quotes: bool = False) -> Group:
     return Group(*parts)
 
 
+def render_summary(summary: DocumentSummary, quotes: bool = False) -> Group:
+    """A whole-document summary (or answer) as printed once, like a verified answer: the
+    sentences with their checked citations ([n] is the document's n-th chunk), the cited
+    chunks with location and quote, any note on how it was made, then what it cost."""
+    steps = summary.steps
+    maps = sum(1 for s in steps if s.kind == "map")
+    rounds = max((s.level for s in steps), default=0)
+    made = f"{summary.chunks} chunks read in {maps} map step{'' if maps == 1 else 's'}" + (
+        f" and {len(steps) - maps} reduce step{'' if len(steps) - maps == 1 else 's'} "
+        f"({rounds} round{'' if rounds == 1 else 's'})"
+        if len(steps) > maps
+        else ""
+    )
+    u = summary.usage
+    counted = " (estimated)" if u.source == "estimated" else ""
+    cost = Text(f"{made} · {u.prompt_tokens} prompt + {u.completion_tokens} written tokens"
+                f"{counted} · total {u.total_s:.1f} s", style="dim")  # fmt: skip
+    parts: list[RenderableType] = []
+    if summary.abstained:
+        parts.append(Text.assemble((summary.text, "bold yellow"), "  ",
+                                   (f"({summary.abstain_reason})", "dim")))  # fmt: skip
+    else:
+        text, legend = answer_text(summary)
+        parts.append(text)
+        if legend is not None:
+            parts.append(legend)
+    if summary.stop_reason == "truncated":
+        parts.append(Text("a step's reply was cut at answer.document_max_tokens "
+                          f"({summary.reply_tokens}); raise it for longer ones",
+                          style="yellow"))  # fmt: skip
+    parts += [Text(f"note: {note}", style="yellow") for note in summary.notes]
+    if not summary.abstained:
+        parts += _cited(summary, quotes)
+    parts.append(cost)
+    if summary.token_count != "model":
+        parts.append(Text(f"model {summary.model} · tokens counted by {summary.token_count}",
+                          style="dim"))  # fmt: skip
+    return Group(*parts)
+
+
 def _not_found(answer: Answer) -> list[RenderableType]:
     """ "Not found in your documents" as its own state, with the passages nearest to it."""
     parts: list[RenderableType] = [
@@ -246,12 +299,12 @@ def _not_found(answer: Answer) -> list[RenderableType]:
     return parts
 
 
-def cited_order(answer: Answer) -> list[int]:
+def cited_order(answer: Cited) -> list[int]:
     """The sources the answer cites, in the order it first cites them."""
     return list(dict.fromkeys(n for s in answer.sentences for n in s.citations))
 
 
-def _cited(answer: Answer, quotes: bool) -> list[RenderableType]:
+def _cited(answer: Cited, quotes: bool) -> list[RenderableType]:
     """Each cited source with its location and the quotes the checker found in it."""
     by_n = {s.n: s for s in answer.sources}
     order = [n for n in cited_order(answer) if n in by_n]

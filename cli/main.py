@@ -319,6 +319,16 @@ def ask(
     ] = None,
     reranker: RerankerOption = None,
     fusion: FusionOption = None,
+    document: Annotated[
+        Path | None,
+        typer.Option(
+            "--document",
+            help="Answer from the whole of this indexed file, read in order in steps that "
+            "fit the model's context window, instead of from retrieved passages; [n] is the "
+            "file's n-th chunk. For questions about a document as a whole.",
+            show_default=False,
+        ),
+    ] = None,
     config: ConfigOption = None,
     sets: SetOption = None,
     as_json: JsonOption = False,
@@ -333,6 +343,8 @@ def ask(
     With several --index, passages are found in each index and merged by score fusion; each
     source says which collection it came from.
 
+    With --document FILE the answer comes from all of that one file (see `rag summarize`).
+
     Example:  rag ask "How long is the warranty?" --quotes
     """
 
@@ -344,6 +356,8 @@ def ask(
             "answer.min_found": min_found, "retrieval.reranker": reranker,
             "retrieval.fusion": fusion, "llm.url": llm_url, "llm.model": llm_model,
         }, sets)  # fmt: skip
+        if document is not None:
+            return _ask_document(index, loaded.settings, document, question, as_json, quotes)
         idx = _open(index, loaded.settings)
         try:
             answer = _answer(idx, question, stream=not as_json)
@@ -404,6 +418,24 @@ def chat(
             idx.close()
 
     raise typer.Exit(run_command(work, debug))
+
+
+def _ask_document(indexes, settings, document, question, as_json, quotes) -> int:  # type: ignore[no-untyped-def]
+    """`rag ask --document FILE`: the answer from the whole file, in one index."""
+    from rag.errors import ConfigError
+    from rag.index import Index
+    from rag_cli.summarize_cmd import show_document
+
+    if indexes and len(indexes) > 1:
+        raise ConfigError("--document reads one file of one index; give a single --index")
+    if not question.strip():
+        raise ConfigError("the question is empty")
+    idx = Index(indexes[0] if indexes else None, settings=settings)
+    try:
+        show_document(idx, document, question, as_json=as_json, quotes=quotes)
+    finally:
+        idx.close()
+    return 0
 
 
 def _open(indexes: list[Path] | None, settings):  # type: ignore[no-untyped-def]
@@ -667,6 +699,12 @@ def _register_serve() -> None:
     app.command(epilog=SERVE_EPILOG)(serve)
 
 
+def _register_summarize() -> None:
+    from rag_cli.summarize_cmd import summarize
+
+    app.command()(summarize)
+
+
 def _register_mcp() -> None:
     from rag_cli.mcp_cmd import mcp
 
@@ -677,6 +715,7 @@ _register_eval()
 _register_config()
 _register_models()
 _register_serve()
+_register_summarize()
 _register_mcp()
 
 

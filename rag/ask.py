@@ -28,6 +28,7 @@ from rag.locations import where
 from rag.pack import pack, token_budget
 from rag.prompts import NOT_FOUND_MARKER, PromptTemplate, format_source, load_prompt
 from rag.settings import AnswerSettings
+from rag.verdict import VERDICTS, is_yes_no_question, verdict_text
 
 if TYPE_CHECKING:
     from rag.retrieve import Filters, Hit, Searcher
@@ -115,19 +116,7 @@ class Answer:
             "answer": self.answer,
             "abstained": self.abstained,
             "abstain_reason": self.abstain_reason,
-            "sentences": [
-                {
-                    "text": s.text,
-                    "citations": s.citations,
-                    "support": s.support,
-                    "supported": s.supported,
-                    "repaired": s.repaired,
-                    "unsupporting_citations": s.unsupporting,
-                    "repaired_from": s.repaired_from,
-                    "dropped": s.dropped,
-                }  # fmt: skip
-                for s in self.sentences
-            ],
+            "sentences": [s.to_dict() for s in self.sentences],
             "sources": [asdict(s) for s in self.sources],
             "nearest": [asdict(s) for s in self.nearest],
             "removed_citations": self.removed_citations,
@@ -231,7 +220,7 @@ class Asker:
             nearest = _sources(hits[:3])
             return result.abstain("weak evidence", nearest, Usage(stages_s=stages))
 
-        template = _template(cfg)
+        template = _template(cfg, question)
         mark = time.perf_counter()
         sources, used, uncompressed = self.build_sources(question, hits, cfg)
         stages["compress_pack"] = time.perf_counter() - mark
@@ -251,10 +240,11 @@ class Asker:
                           stages_s=stages)  # fmt: skip
             return result.abstain("the model is not confident the sources answer it",
                                   sources, usage)  # fmt: skip
+        schema = _answer_schema(len(sources), verdict=template.name == cfg.verdict_prompt)
         options = GenerationOptions(
             max_tokens=cfg.max_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
             top_k=cfg.top_k, seed=cfg.seed,
-            response_format=_answer_schema(len(sources)) if structured else None,
+            response_format=schema if structured else None,
             top_logprobs=TOP_LOGPROBS if watch else 0,
         )  # fmt: skip
         pieces: list[str] = []
@@ -301,7 +291,7 @@ class Asker:
         if unsure:
             return result.abstain("the model is not confident the sources answer it",
                                   sources, usage)  # fmt: skip
-        if _says_not_found(raw):
+        if says_not_found(raw):
             return result.abstain("the model found no answer in the sources", sources, usage, raw)
         event("verifying", {"sources": len(sources)})
         mark = time.perf_counter()
@@ -322,7 +312,7 @@ class Asker:
         """Compress, de-duplicate and pack `hits` into the token budget of the prompt `cfg`
         sends (`pack` puts the strongest evidence first and last); return the sources, the
         tokens they take, and what they would have taken uncompressed."""
-        template = _template(cfg)
+        template = _template(cfg, question)
         count = self.model.count_tokens
         candidates = []
         for hit in hits:
@@ -396,16 +386,21 @@ class _Outcome:
         }
 
 
-def _says_not_found(raw: str) -> bool:
+def says_not_found(raw: str) -> bool:
     """Whether the reply is the prompt's NOT FOUND marker (or empty): a reply that opens with
     it in any case, or has it in capitals; "the sensor is not found [1]" is an answer."""
     text = raw.strip()
     return not text or text.upper().startswith(NOT_FOUND_MARKER) or NOT_FOUND_MARKER in text
 
 
-def _template(cfg: AnswerSettings) -> PromptTemplate:
-    """The prompt these settings send: the JSON one for structured output."""
-    return load_prompt(cfg.json_prompt if cfg.output == "json" else cfg.prompt)
+def _template(cfg: AnswerSettings, question: str = "") -> PromptTemplate:
+    """The prompt these settings send: the JSON one for structured output, its verdict
+    variant for a yes/no question."""
+    if cfg.output != "json":
+        return load_prompt(cfg.prompt)
+    if cfg.verdicts and is_yes_no_question(question):
+        return load_prompt(cfg.verdict_prompt)
+    return load_prompt(cfg.json_prompt)
 
 
 def _found_probability(model: TokenProbabilities, messages: list[dict[str, str]]) -> float:
@@ -455,23 +450,23 @@ def _source(n: int, hit: Hit, text: str) -> Source:
                   hit.detail, hit.heading, hit.collection)  # fmt: skip
 
 
-def _answer_schema(n_sources: int) -> dict:
-    """The JSON shape a structured answer must take: source ids limited to those given."""
+def _answer_schema(n_sources: int, *, verdict: bool = False) -> dict:
+    """The JSON shape a structured answer must take: source ids limited to those given; with
+    `verdict`, a yes/no/maybe field after the sentence it rests on."""
+    properties: dict[str, dict] = {
+        "found": {"type": "boolean"},
+        "answer": {"type": "string"},  # maxLength makes llama.cpp's grammar crawl
+    }
+    if verdict:
+        properties["verdict"] = {"type": "string", "enum": list(VERDICTS)}
+    properties["sources"] = {
+        "type": "array",
+        "items": {"type": "integer", "enum": list(range(1, n_sources + 1))},
+        "maxItems": 3,
+    }
     return {
         "type": "json_object",
-        "schema": {
-            "type": "object",
-            "properties": {
-                "found": {"type": "boolean"},
-                "answer": {"type": "string"},  # maxLength makes llama.cpp's grammar crawl
-                "sources": {
-                    "type": "array",
-                    "items": {"type": "integer", "enum": list(range(1, n_sources + 1))},
-                    "maxItems": 3,
-                },
-            },
-            "required": ["found", "answer", "sources"],
-        },
+        "schema": {"type": "object", "properties": properties, "required": list(properties)},
     }
 
 
@@ -489,6 +484,9 @@ def _from_json(raw: str) -> str:
     answer = str(data.get("answer") or "").strip()
     if not data.get("found") or not answer:
         return NOT_FOUND_MARKER
+    verdict = str(data.get("verdict") or "").strip().lower()
+    if verdict in VERDICTS:
+        answer = verdict_text(verdict, answer)
     cited = [n for n in data.get("sources") or [] if isinstance(n, int)]
     return answer + "".join(f" [{n}]" for n in dict.fromkeys(cited))
 

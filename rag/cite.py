@@ -2,7 +2,9 @@
 
 Small models cite badly, so the pipeline does not trust the markers: every answer sentence gets
 a support score against every source (the best of lexical coverage and embedding similarity to
-the source's sentences), invalid markers are removed and reported, a valid marker whose source
+the source's sentences), halved for a source that does not state the sentence's key terms
+(numbers, names, acronyms) or states them only away from what the question asks about; invalid
+markers are removed and reported, a valid marker whose source
 does not back the sentence is dropped when another cited source does, and a sentence is
 re-attributed to the source that supports it best when none of its own citations does.
 """
@@ -14,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from rag.text.key_terms import bound, missing_terms
 from rag.text.sentences import sentences_or_whole, split_sentences
 from rag.text.words import content_words
 
@@ -21,7 +24,11 @@ if TYPE_CHECKING:
     from rag.embed import Embedder
 
 CITATION = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")
+LEADING_CITATIONS = re.compile(r"(?:\s*\[\d+(?:\s*[,;]\s*\d+)*\])+")
 CLAIM_MARGIN = 0.05  # how much less of the question a kept citation may cover than the best
+# A source that lacks a sentence's key terms (rag/text/key_terms.py), or holds them only away
+# from what the question asks about, backs it at most this share of its similarity score.
+KEY_TERM_PENALTY = 0.5
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,7 @@ class CitedSentence:
     unsupporting: list[int] = field(default_factory=list)  # cited, valid, but not backing it
     cited: list[int] = field(default_factory=list)  # the citations as the model wrote them
     spans: dict[int, tuple[int, int]] = field(default_factory=dict)  # kept n -> best span
+    missing: list[str] = field(default_factory=list)  # key terms no kept source states
 
     @property
     def repaired_from(self) -> list[int]:
@@ -61,6 +69,20 @@ class CitedSentence:
             return []
         return [n for n in self.cited if n not in self.citations]
 
+    def to_dict(self) -> dict:
+        """The `--json` shape of a checked sentence."""
+        return {
+            "text": self.text,
+            "citations": self.citations,
+            "support": self.support,
+            "supported": self.supported,
+            "repaired": self.repaired,
+            "unsupporting_citations": self.unsupporting,
+            "repaired_from": self.repaired_from,
+            "dropped": self.dropped,
+            "missing_terms": self.missing,
+        }
+
 
 def strip_citations(text: str) -> tuple[str, list[int]]:
     """Remove `[n]` markers from text; return the clean text and the numbers, in order."""
@@ -69,6 +91,29 @@ def strip_citations(text: str) -> tuple[str, list[int]]:
         numbers.extend(int(x) for x in re.split(r"[,;]", match.group(1)))
     clean = CITATION.sub("", text).strip()
     return clean, list(dict.fromkeys(numbers))
+
+
+def cited_sentences(text: str) -> list[tuple[str, list[int]]]:
+    """Split text into sentences, each with the [n] numbers it cites.
+
+    Markers belong to the sentence they follow: in "It lasts 41 months. [1] It has a
+    clip. [2]" the sentence splitter starts the second sentence at "[1]", so numbers that
+    open a sentence go to the one before it (a lone "[2]." too).
+    """
+    sentences: list[tuple[str, list[int]]] = []
+    for start, end in split_sentences(text):
+        piece = text[start:end]
+        lead = LEADING_CITATIONS.match(piece)
+        if lead and sentences:
+            _, moved = strip_citations(lead.group(0))
+            sentences[-1][1].extend(n for n in moved if n not in sentences[-1][1])
+            piece = piece[lead.end() :]
+        clean, cited = strip_citations(piece)
+        if clean.strip(" .,;:-"):
+            sentences.append((clean, cited))
+        elif sentences and cited:
+            sentences[-1][1].extend(n for n in cited if n not in sentences[-1][1])
+    return sentences
 
 
 def lexical_support(sentence: str, source: str) -> float:
@@ -107,17 +152,12 @@ class CitationChecker:
         cover the question about as well as the best one (within `claim_margin`).
         """
         valid = {s.n for s in sources}
-        pieces = [answer[s:e] for s, e in split_sentences(answer)]
-        sentences = []
-        for piece in pieces:
-            clean, cited = strip_citations(piece)
-            if clean.strip(" .,;:-"):
-                sentences.append((clean, cited))
-            elif sentences and cited:  # a lone "[2]." after a sentence belongs to it
-                sentences[-1][1].extend(n for n in cited if n not in sentences[-1][1])
+        sentences = cited_sentences(answer)
         if not sentences:
             return []
         matrix, quotes = self._support_matrix([s for s, _ in sentences], sources)
+        gaps = [self._penalise_key_terms(clean, row, sources, question)
+                for (clean, _), row in zip(sentences, matrix, strict=True)]  # fmt: skip
         results = []
         for i, (clean, cited) in enumerate(sentences):
             invalid = [n for n in cited if n not in valid]
@@ -157,9 +197,25 @@ class CitationChecker:
                     unsupporting=unsupporting,
                     cited=cited,
                     spans={n: quotes[i][n][1:] for n in kept},
+                    missing=_missing_in(gaps[i], kept or cited),
                 )
             )
         return results
+
+    @staticmethod
+    def _penalise_key_terms(
+        sentence: str, row: list[float], sources: Sequence[SourceText], question: str | None
+    ) -> dict[int, list[str]]:
+        """Scale down, in place, the scores of sources that do not state the sentence's key
+        terms, or state them only away from the question's subject; return each such source's
+        missing terms (empty for an unbound one)."""
+        gaps: dict[int, list[str]] = {}
+        for j, src in enumerate(sources):
+            missing = missing_terms(sentence, src.text, question or "")
+            if missing or (question and not bound(sentence, src.text, question)):
+                row[j] *= KEY_TERM_PENALTY
+                gaps[src.n] = missing
+        return gaps
 
     def _support_matrix(
         self, sentences: list[str], sources: Sequence[SourceText]
@@ -193,3 +249,10 @@ class CitationChecker:
             matrix.append(row)
             quotes.append(best_spans)
         return matrix, quotes
+
+
+def _missing_in(gaps: dict[int, list[str]], sources: list[int]) -> list[str]:
+    """The key terms that none of `sources` states (those of the first such source)."""
+    if not sources or any(n not in gaps for n in sources):
+        return []
+    return gaps[sources[0]]

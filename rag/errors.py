@@ -79,6 +79,14 @@ class IndexNotFoundError(RagError):
     """There is no index at the given directory yet."""
 
 
+class DocumentNotIndexedError(ConfigError):
+    """A file named for a whole-document question is not in the index; `path` is the file."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(message)
+        self.path = path
+
+
 class ServerError(RagError):
     """An OpenAI-compatible server is down, refused a request or answered it wrongly; the
     message names the URL and what to do."""

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from rag.ask import Answer
     from rag.distributed import RayOptions
     from rag.eval.probes import ProbeReport
+    from rag.summarize import DocumentSummary, Progress
 
 
 class Index:
@@ -245,6 +246,39 @@ class Index:
         return self.pipeline.asker().ask(question, history=history, on_token=on_token,
                                          on_event=on_event, settings=settings,
                                          filters=filters)  # fmt: skip
+
+    def summarize(
+        self,
+        path: str | Path,
+        *,
+        question: str | None = None,
+        progress: Progress | None = None,
+        settings: AnswerSettings | None = None,
+    ) -> DocumentSummary:
+        """Summarise one indexed document from all of its chunks, or with `question` answer
+        it from the whole document rather than the passages retrieval finds.
+
+        The chunks are read in order, in map steps that each fit the chat model's context
+        window, and combined in reduce steps (`rag.summarize`). Every sentence cites the
+        chunks it came from ([n] is the n-th chunk of the document) and is checked against
+        them; a sentence they do not support is flagged (`summary.unsupported`), or left out
+        with `answer.strict`. `progress(done, total)` is called after every step (`total` is
+        an estimate until the end). `path` is the file as ingested (or a collection
+        record's key, "mail.mbox#<id>"); a file not in the index raises
+        DocumentNotIndexedError.
+
+        >>> summary = Index().summarize("docs/manual.md")  # doctest: +SKIP
+        >>> summary.text, [s.location for s in summary.sources]  # doctest: +SKIP
+        """
+        from rag.summarize import DocumentReader, find_document
+
+        if question is not None and not question.strip():
+            raise ConfigError("the question is empty")
+        store = self.pipeline.store()
+        key = find_document(store, str(path), self.path)  # before any model loads
+        reader = DocumentReader(store, self.chat_model(), self.embedder,
+                                settings or self.settings.answer)  # fmt: skip
+        return reader.summarize(key, question=question, progress=progress)
 
     def status(self) -> StoreStats:
         """Count documents and chunks, name the embedder, and measure the size on disk."""

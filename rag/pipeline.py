@@ -49,7 +49,8 @@ def build_pipeline(
     settings = settings or Settings()
     if vectors is None:
         r = settings.retrieval
-        vectors = vector_backend(r.dense_index, hnsw_m=r.hnsw_m, hnsw_ef_search=r.hnsw_ef_search)
+        vectors = vector_backend(r.dense_index, hnsw_m=r.hnsw_m, hnsw_ef_search=r.hnsw_ef_search,
+                                 ivf_nprobe=r.ivf_nprobe, ivf_nlist=r.ivf_nlist)  # fmt: skip
     if keywords is None:
         from rag.bm25 import BM25Backend
 

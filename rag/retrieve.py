@@ -344,6 +344,6 @@ class Retriever:
     ) -> list[tuple[int, float]]:
         """Inner-product search in the store's vector index, restricted to `allowed` ids."""
         started = time.perf_counter()
-        found = self.store.vector_index().search(vector, depth, allowed)
+        found = self.store.dense_search(vector, depth, allowed)
         timings["dense"] = timings.get("dense", 0.0) + time.perf_counter() - started
         return found

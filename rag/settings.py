@@ -40,7 +40,7 @@ from rag.errors import ConfigError
 
 Dtype = Literal["auto", "bf16", "fp32"]
 Fusion = Literal["zscore", "minmax", "rrf"]
-DenseIndex = Literal["flat", "hnsw"]
+DenseIndex = Literal["flat", "hnsw", "ivfpq", "auto"]
 Output = Literal["text", "json"]
 JsonSchemaMode = Literal["auto", "json_schema", "json_object", "none"]
 Capability = Literal["auto", "yes", "no"]
@@ -233,6 +233,9 @@ class RetrievalSettings(_Section):
     """How passages are found: BM25 and dense candidates, fusion, rerank, dense index.
 
     `reranker` is "none", "sentence" (best-sentence similarity) or a cross-encoder folder.
+    `dense_index` is "flat" (exact), "hnsw", "ivfpq" (compressed, for millions of chunks;
+    `ivf_nprobe` lists scanned a query, `ivf_nlist` lists, 0: about 4·√chunks) or "auto"
+    (flat below 100,000 chunks, ivfpq above).
     """
 
     section: ClassVar[str] = "retrieval"
@@ -246,6 +249,8 @@ class RetrievalSettings(_Section):
     dense_index: DenseIndex = "flat"
     hnsw_m: int = 32
     hnsw_ef_search: int = 128
+    ivf_nprobe: int = 32
+    ivf_nlist: int = 0
 
     def _validate(self) -> None:
         self._at_least("candidates", 1)
@@ -255,6 +260,13 @@ class RetrievalSettings(_Section):
         self._at_least("rerank_top", 1)
         self._at_least("hnsw_m", 2)
         self._at_least("hnsw_ef_search", 1)
+        self._at_least("ivf_nprobe", 1)
+        if self.ivf_nlist != 0 and self.ivf_nlist < 16:
+            problem = "must be 0 (automatic) or at least 16"
+            raise _fail("retrieval.ivf_nlist", self.ivf_nlist, problem)
+        if self.ivf_nlist and self.ivf_nprobe > self.ivf_nlist:
+            raise _fail("retrieval.ivf_nprobe", self.ivf_nprobe,
+                        f"must not exceed retrieval.ivf_nlist={self.ivf_nlist}")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -352,6 +364,12 @@ class AnswerSettings(_Section):
     `output` "json" makes the model answer in constrained JSON, which gives `min_found` (abstain
     when the model's P(found) is under it) its signal. `claim_margin` is how much less of the
     question a kept citation may cover than the best one. `seed` None: the generation seed.
+    `verdicts`: a yes/no question ("Does…?") is answered in JSON mode with `verdict_prompt`,
+    as a verdict and the source sentence it rests on ("Yes: …").
+    `document_*` are for whole-document questions (`rag summarize`, `rag ask --document`):
+    the map and reduce prompts (summary, and question variants) and `document_max_tokens`,
+    the longest text each map or reduce step may write (lowered when the context window is
+    too small for two such texts and a reply).
     """
 
     section: ClassVar[str] = "answer"
@@ -373,9 +391,17 @@ class AnswerSettings(_Section):
     seed: int | None = None
     prompt: str = "answer-v3"
     json_prompt: str = "answer-json-v1"
+    verdict_prompt: str = "verdict-json-v1"
+    verdicts: bool = True
+    document_map_prompt: str = "document-map-v1"
+    document_reduce_prompt: str = "document-reduce-v1"
+    document_question_map_prompt: str = "document-question-map-v1"
+    document_question_reduce_prompt: str = "document-question-reduce-v1"
+    document_max_tokens: int = 256
 
     def _validate(self) -> None:
         self._at_least("candidates", 1)
+        self._at_least("document_max_tokens", 16)
         self._at_least("max_tokens", 1)
         self._at_least("context_tokens", 1)
         for name in ("min_evidence", "min_found", "support_threshold", "claim_margin"):
@@ -388,7 +414,15 @@ class AnswerSettings(_Section):
         self._at_least("top_k", 0)
         self._between("seed", 0, 2**32 - 1)
         names = _prompt_names()
-        for name in ("prompt", "json_prompt"):
+        for name in (
+            "prompt",
+            "json_prompt",
+            "verdict_prompt",
+            "document_map_prompt",
+            "document_reduce_prompt",
+            "document_question_map_prompt",
+            "document_question_reduce_prompt",
+        ):
             value = getattr(self, name)
             if value not in names:
                 raise _fail(f"answer.{name}", value, f"must be one of {', '.join(names)}")

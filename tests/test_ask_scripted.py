@@ -501,3 +501,49 @@ def test_retrieval_timings_travel_with_the_answer(corpus):
     weak = ask(corpus, ScriptedChatModel(), BATTERY, min_evidence=0.99)
     assert {"bm25", "dense", "fusion"} <= set(weak.retrieval_timings)
     assert answer.to_dict()["retrieval_timings"] == answer.retrieval_timings
+
+
+# ---- yes/no questions ---------------------------------------------------------------------
+
+WARRANTY_YES_NO = "Does the Kestrel K9 warranty cover repairs?"
+WARRANTY_VERDICT = json.dumps({
+    "found": True,
+    "answer": "The Kestrel K9 warranty covers repairs for three full years after purchase.",
+    "verdict": "yes",
+    "sources": [1],
+})  # fmt: skip
+
+
+def test_a_yes_no_question_is_answered_with_a_verdict_and_its_sentence(corpus):
+    model = ScriptedChatModel(default=WARRANTY_VERDICT)
+    answer = ask(corpus, model, WARRANTY_YES_NO, output="json")
+    assert answer.abstain_reason is None
+    assert answer.answer.startswith("Yes: the Kestrel K9 warranty covers repairs")
+    [sentence] = answer.sentences
+    assert sentence.supported and len(sentence.citations) == 1
+    cited = answer.sources[sentence.citations[0] - 1]
+    assert Path(cited.path).name == "warranty.txt"
+    assert model.prompts[-1][0]["content"] == load_prompt("verdict-json-v1").system
+    schema = model.options[-1].response_format["schema"]
+    assert schema["properties"]["verdict"]["enum"] == ["yes", "no", "maybe"]
+    assert schema["required"] == ["found", "answer", "verdict", "sources"]
+
+
+def test_a_wh_question_keeps_the_plain_answer_prompt(corpus):
+    model = ScriptedChatModel(default=BATTERY_JSON)
+    ask(corpus, model, BATTERY, output="json")
+    assert model.prompts[-1][0]["content"] == load_prompt("answer-json-v1").system
+    assert "verdict" not in model.options[-1].response_format["schema"]["properties"]
+
+
+def test_verdicts_can_be_turned_off(corpus):
+    model = ScriptedChatModel(default=BATTERY_JSON)
+    ask(corpus, model, WARRANTY_YES_NO, output="json", verdicts=False)
+    assert model.prompts[-1][0]["content"] == load_prompt("answer-json-v1").system
+
+
+def test_a_verdict_resting_on_a_sentence_no_source_states_is_not_supported(corpus):
+    invented = json.loads(WARRANTY_VERDICT) | {"answer": "It covers 12 years of Acme parts."}
+    answer = ask(corpus, ScriptedChatModel(default=json.dumps(invented)), WARRANTY_YES_NO,
+                 output="json")  # fmt: skip
+    assert answer.abstain_reason == NOT_SUPPORTED

@@ -5,8 +5,8 @@ Layout of an index directory:
                               text, spans, page, heading and their vectors; meta (format version,
                               embedder, generation counter)
     vectors-<generation>.faiss  exact inner-product index of the same vectors, keyed by chunk id
-                              (or hnsw-<generation>-m<M>.faiss: the vector backend's own file,
-                              rag/vectors/)
+                              (or hnsw-<generation>-m<M>.faiss, ivfpq-<generation>-….faiss:
+                              the vector backend's own file, rag/vectors/)
     bm25-<generation>/        BM25 index over the same chunks (heading + text), rebuilt per change
     probes.json               label-free retrieval probes and their measurement history
                               (rag/eval/probes.py); not derived from SQLite, kept across re-ingests
@@ -25,7 +25,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +35,14 @@ from rag.chunking import with_heading
 from rag.errors import IndexFormatError, IndexNotFoundError
 from rag.keyword_index import KeywordBackend, KeywordIndex
 from rag.store.write_errors import check_room, write_error
-from rag.vectors import FlatBackend, VectorBackend, VectorIndex
+from rag.vectors import (
+    VECTOR_FILE_PREFIXES,
+    FlatBackend,
+    TrainedIndex,
+    VectorBackend,
+    VectorIndex,
+)
+from rag.vectors.rescore import exact_top
 
 if TYPE_CHECKING:
     import numpy as np
@@ -430,6 +437,8 @@ class Store:
         info = self.embedder_info()
         dim = info.dim if info else 0
         index = self.vector_backend.create(dim)
+        if isinstance(index, TrainedIndex):  # trained on a random sample, not the first rows
+            index.train(self.chunk_count(), self.sample_vectors)
         cursor = self.db.execute("SELECT id, vector FROM chunks ORDER BY id")
         while rows := cursor.fetchmany(4096):
             ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
@@ -442,11 +451,23 @@ class Store:
         path = self.directory / self.vector_backend.file_name(self.generation)
         if not path.exists():
             index = self.vector_index()
-            info = self.embedder_info()
-            needed = len(index) * ((info.dim if info else 0) * 4 + 8) + 4096  # vectors and ids
+            if isinstance(index, TrainedIndex) and index.wants_rebuild:
+                with self._lock:  # outgrown its layout: re-trained for its size
+                    index = self._vectors = self._rebuild_vectors()
+            if isinstance(index, TrainedIndex):
+                needed = index.nbytes + 4096
+            else:
+                info = self.embedder_info()
+                needed = len(index) * ((info.dim if info else 0) * 4 + 8) + 4096  # vectors, ids
             self._write(f"the vector index {path.name}", lambda: index.save(path), needed)
         for stale in self.directory.glob(f"{self.vector_backend.name}-*"):
             if stale != path:
+                stale.unlink(missing_ok=True)
+        # another built-in backend's file of an older generation is never read again (a
+        # flat one at 10 M chunks is 15 GB); one of this generation is kept for a switch back
+        for stale in self.directory.glob("*-*.faiss"):
+            prefix, _, rest = stale.name.partition("-")
+            if prefix in VECTOR_FILE_PREFIXES and rest[:10] != f"{self.generation:010d}":
                 stale.unlink(missing_ok=True)
 
     def _write(self, what: str, write: Callable[[], None], needed: int = 0) -> None:
@@ -460,6 +481,26 @@ class Store:
             if error is None:
                 raise
             raise error from exc
+
+    def dense_search(
+        self, vector: np.ndarray, k: int, allowed: Collection[int] | None = None
+    ) -> list[tuple[int, float]]:
+        """The `k` best (chunk id, inner product) for one query row from the vector index,
+        best first. An approximate index's best `rescore` candidates (at least 2·k) are
+        re-scored with the exact vectors from SQLite; an `allowed` set no bigger than that
+        is scored exactly without the index."""
+        import numpy as np
+
+        index = self.vector_index()
+        depth = index.rescore if isinstance(index, TrainedIndex) else 0
+        if depth <= 0:
+            return index.search(vector, k, allowed)
+        depth = max(depth, 2 * k)
+        if allowed is not None and len(allowed) <= depth:
+            ids = np.fromiter(allowed, dtype=np.int64, count=len(allowed))
+        else:
+            ids = np.asarray([i for i, _ in index.search(vector, depth, allowed)], dtype=np.int64)
+        return exact_top(vector, ids, self.vectors_by_id(ids), k)
 
     def keyword_index(self) -> KeywordIndex:
         """Return the keyword index of this generation, loading or rebuilding it as needed."""
@@ -519,6 +560,35 @@ class Store:
                 found[row[0]] = StoredChunk(*row)
         return found
 
+    def vectors_by_id(self, ids: Iterable[int]) -> np.ndarray:
+        """The stored vectors of `ids` (float32, one row each, in order); a row of NaN for an
+        id with no chunk (removed since an index was loaded)."""
+        import numpy as np
+
+        ids = [int(i) for i in ids]
+        info = self.embedder_info()
+        found: dict[int, bytes] = {}
+        for offset in range(0, len(ids), 500):
+            part = ids[offset : offset + 500]
+            marks = ",".join("?" * len(part))
+            found.update(self.db.execute(f"SELECT id, vector FROM chunks WHERE id IN ({marks})",
+                                         part).fetchall())  # fmt: skip
+        dim = info.dim if info else len(next(iter(found.values()), b"")) // 4
+        out = np.full((len(ids), dim), np.nan, dtype=np.float32)
+        for row, chunk_id in enumerate(ids):
+            if (blob := found.get(chunk_id)) is not None:
+                out[row] = np.frombuffer(blob, dtype=np.float32)
+        return out
+
+    def sample_vectors(self, count: int, seed: int = 0) -> np.ndarray:
+        """`count` stored vectors drawn at random (all of them when there are fewer)."""
+        import numpy as np
+
+        ids = np.fromiter((i for (i,) in self.db.execute("SELECT id FROM chunks")), np.int64)
+        if count < len(ids):
+            ids = np.sort(np.random.default_rng(seed).choice(ids, count, replace=False))
+        return self.vectors_by_id(ids.tolist())
+
     def iter_chunks(self, key: str | None = None) -> Iterator[StoredChunk]:
         """Every chunk (or every chunk of document `key`) in (document key, ord) order."""
         sql = (
@@ -541,6 +611,11 @@ class Store:
         rows = self.db.execute(sql + " GROUP BY d.id ORDER BY d.key", args).fetchall()
         return [DocumentRow(i, key, kind, pages, size, chunks, at, json.loads(info))
                 for i, key, kind, pages, size, chunks, at, info in rows]  # fmt: skip
+
+    def keys_matching(self, pattern: str) -> list[str]:
+        """The document keys that match a shell glob (SQLite GLOB: case-sensitive), sorted."""
+        sql = "SELECT key FROM documents WHERE key GLOB ? ORDER BY key"
+        return [key for (key,) in self.db.execute(sql, (pattern,))]
 
     def keys_pending_ocr(self) -> list[str]:
         """Documents with pages that were not OCR'd because OCR could not run then."""

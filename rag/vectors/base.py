@@ -3,11 +3,16 @@
 SQLite holds every vector; a vector index is derived from it and may be rebuilt at any time,
 so a backend needs no durability of its own. The store picks the file a backend's index is
 saved in by generation, and rebuilds the index from SQLite when that file is missing or stale.
+
+An index trained on a sample, whose scores are approximate (IVF-PQ), also implements
+`TrainedIndex`: the store then trains it on a random sample from SQLite before a rebuild,
+re-scores its candidates with the exact vectors from SQLite (`Store.dense_search`), and
+rebuilds it when it asks to be laid out again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -44,6 +49,30 @@ class VectorIndex(Protocol):
 
     def save(self, path: Path) -> None:
         """Write the index to `path` atomically."""
+        ...
+
+
+@runtime_checkable
+class TrainedIndex(VectorIndex, Protocol):
+    """A vector index trained on a sample whose scores are approximate (compressed codes)."""
+
+    @property
+    def rescore(self) -> int:
+        """How many candidates to re-score with exact vectors (0: its scores are exact)."""
+        ...
+
+    @property
+    def wants_rebuild(self) -> bool:
+        """True once the index has outgrown its training: rebuild it at the next save."""
+        ...
+
+    @property
+    def nbytes(self) -> int:
+        """About how many bytes its saved file takes."""
+        ...
+
+    def train(self, total: int, sample: Callable[[int], np.ndarray]) -> None:
+        """Prepare an empty index for `total` vectors; `sample(n)` gives n random ones."""
         ...
 
 

@@ -8,14 +8,18 @@ from typing import Any, BinaryIO
 from rag.atomic import atomic_write
 
 
-def read_index(path: Path) -> Any:
-    """Read a FAISS file; None when it is missing or unreadable (it is rebuilt from SQLite)."""
+def read_index(path: Path, *, mmap: bool = False) -> Any:
+    """Read a FAISS file; None when it is missing or unreadable (it is rebuilt from SQLite).
+
+    With `mmap`, an IVF index's inverted lists stay in the file, mapped read-only: pages are
+    read when a query touches them.
+    """
     import faiss
 
     if not path.exists():
         return None
     try:
-        return faiss.read_index(str(path))
+        return faiss.read_index(str(path), faiss.IO_FLAG_MMAP if mmap else 0)
     except RuntimeError:
         return None
 
