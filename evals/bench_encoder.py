@@ -142,8 +142,13 @@ def onnx_paths(notes: list[str]) -> list[tuple[str, Encode]]:
     int8 = OnnxEmbedder()
     path = fused.model_path.with_name("model.int8.onnx")
     if not path.is_file():
-        quantize_dynamic(fused.model_path, path, per_channel=True, weight_type=QuantType.QInt8,
-                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+        quantize_dynamic(
+            fused.model_path,
+            path,
+            per_channel=True,
+            weight_type=QuantType.QInt8,
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        )
     int8.__dict__["model_path"] = path
     return [
         ("onnxruntime fp32, plain export, token-budget", plain.encode),

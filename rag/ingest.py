@@ -361,7 +361,8 @@ def _chunk(
 ) -> list[Chunk]:
     """Chunk one document; a failure is put on `report.failed` under `where` (returns [])."""
     try:
-        chunks = chunk_document(document, embedder.counter, max_tokens, chunking.overlap)
+        chunks = chunk_document(document, embedder.counter, max_tokens, chunking.overlap,
+                                chunking.repeat_heading)  # fmt: skip
     except ServerError:
         raise  # the embedder's server is down: every other file would fail the same way
     except Exception as exc:  # a chunker or tokenizer bug on one odd document

@@ -132,7 +132,10 @@ def content_hash(chunk: ChunkSettings, embedder_id: str) -> str:
     Unchanged from the old `rag.config.IngestSettings.content_hash`, so indexes built before
     keep their documents: changing it re-embeds every document on the next ingest.
     """
-    key = {"chunk": asdict(chunk), "embedder": embedder_id, "chunker": 1}
+    chunking = asdict(chunk)
+    if chunk.repeat_heading:
+        del chunking["repeat_heading"]  # added later: at its default, old hashes stay
+    key = {"chunk": chunking, "embedder": embedder_id, "chunker": 1}
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -222,13 +225,17 @@ class ChunkSettings(_Section):
     """How text is cut into chunks; counted in the embedder's own word pieces.
 
     `max_tokens` None means the embedder's limit (its max sequence length minus the two
-    special tokens), so no chunk is ever truncated by the model.
+    special tokens), so no chunk is ever truncated by the model. `repeat_heading` False embeds
+    a section's heading path (a jsonl record's title) with its first chunk only; the others
+    still show it and are keyword-indexed with it (fewer tokens to embed; see
+    evals/count_embedded_tokens.py).
     """
 
     section: ClassVar[str] = "chunk"
 
     max_tokens: int | None = None
     overlap: float = 0.15
+    repeat_heading: bool = True
 
     def _validate(self) -> None:
         if self.max_tokens is not None and self.max_tokens < 16:

@@ -136,9 +136,7 @@ def is_valid_export(folder: Path, key: str) -> bool:
     """Tell whether `folder` holds a complete export made for `key` (sha256 checked)."""
     try:
         manifest = json.loads((folder / MANIFEST).read_text())
-        return manifest.get("key") == key and manifest.get("sha256") == _sha256(
-            folder / MODEL_FILE
-        )
+        return manifest.get("key") == key and manifest.get("sha256") == _sha256(folder / MODEL_FILE)
     except (OSError, ValueError, AttributeError):
         return False
 
