@@ -112,7 +112,8 @@ def compiled_path(fp32: SentenceTransformerEmbedder, notes: list[str]) -> Encode
 
     compiled = SentenceTransformerEmbedder(dtype="fp32")
     model = copy.deepcopy(fp32.model)
-    model[0].auto_model = torch.compile(model[0].auto_model, dynamic=True)
+    transformer = model[0].auto_model  # the Hugging Face model inside sentence-transformers'
+    transformer.forward = torch.compile(transformer.forward, dynamic=True)
     compiled.__dict__["model"] = model
     started = time.perf_counter()
     compiled.encode(["a first call compiles the graph"] * 8)
