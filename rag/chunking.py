@@ -42,11 +42,12 @@ class Chunk:
     heading: str
     n_tokens: int
     detail: str | None = None  # finer than the page, e.g. "rows 12–40" of a sheet
+    embed_heading: bool = True  # False: embedded without its heading (see chunk_document)
 
     @property
     def embed_text(self) -> str:
-        """The text embedded and keyword-indexed: the heading path, then the chunk."""
-        return with_heading(self.heading, self.text)
+        """The text embedded: the heading path, then the chunk (keyword-indexed likewise)."""
+        return with_heading(self.heading if self.embed_heading else "", self.text)
 
 
 @dataclass(frozen=True)
@@ -59,9 +60,18 @@ class _Unit:
 
 
 def chunk_document(
-    doc: Document, counter: TokenCounter, max_tokens: int, overlap: float = 0.15
+    doc: Document,
+    counter: TokenCounter,
+    max_tokens: int,
+    overlap: float = 0.15,
+    repeat_heading: bool = True,
 ) -> list[Chunk]:
-    """Cut a document into chunks of at most `max_tokens` tokens, heading included."""
+    """Cut a document into chunks of at most `max_tokens` tokens, heading included.
+
+    With `repeat_heading` False only a section's first chunk is embedded with the heading
+    path; the others keep it (shown, keyword-indexed) but embed their text alone. The cuts
+    are the same either way.
+    """
     sections: dict[tuple[int | None, tuple[str, ...]], int] = {}
     raw: list[tuple[int, int, int, int]] = []  # start, end, block, section
     for block_index, block in enumerate(doc.blocks):
@@ -86,8 +96,11 @@ def chunk_document(
         block_tokens[unit.block] = block_tokens.get(unit.block, 0) + unit.n_tokens
     groups = _pack(units, budgets, block_tokens, int(max_tokens * overlap))
     chunks: list[Chunk] = []
+    headed: set[int] = set()  # sections whose first chunk is made
     for group in groups:
         first, last = group[0], group[-1]
+        embed_heading = repeat_heading or first.section not in headed
+        headed.add(first.section)
         page = section_keys[first.section][0]
         chunks.append(
             Chunk(
@@ -99,6 +112,7 @@ def chunk_document(
                 heading=headings[first.section],
                 n_tokens=sum(u.n_tokens for u in group) + heading_tokens[first.section],
                 detail=_detail(doc, group),
+                embed_heading=embed_heading,
             )
         )
     return chunks

@@ -152,6 +152,7 @@ class PrepareSpec:
     recipe: EmbedderRecipe
     max_tokens: int
     overlap: float
+    repeat_heading: bool
     ocr: OcrOptions
 
 
@@ -168,7 +169,8 @@ class PrepareActor:
 
     def __init__(self) -> None:
         spec = self.spec
-        self.chunker = Chunker(spec.recipe.build().counter, spec.max_tokens, spec.overlap)
+        self.chunker = Chunker(spec.recipe.build().counter, spec.max_tokens, spec.overlap,
+                               spec.repeat_heading)  # fmt: skip
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         rows = []
@@ -346,7 +348,8 @@ class RayPreparer:
     ) -> Any:  # fmt: skip
         """The dataset: descriptors → prepare actors → embed actors."""
         batch = self.options.batch
-        prepare_spec = PrepareSpec(self._recipe, chunker.max_tokens, chunker.overlap, ocr)
+        prepare_spec = PrepareSpec(self._recipe, chunker.max_tokens, chunker.overlap,
+                                   chunker.repeat_heading, ocr)  # fmt: skip
         return (
             ray.data.from_items(items, override_num_blocks=blocks)
             .map_batches(

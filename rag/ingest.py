@@ -210,7 +210,7 @@ def run_ingest(
     progress.start(len(found.files))
     ocr = OcrOptions.from_settings(settings, getattr(progress, "ocr_page", None))
     _retry_pending_ocr(store, manifest, ocr)
-    chunker = Chunker(embedder.counter, max_tokens, chunking.overlap)
+    chunker = Chunker(embedder.counter, max_tokens, chunking.overlap, chunking.repeat_heading)
     work = _work(found.files, settings, config_hash, manifest, seen, report)
     try:
         with use_ocr(ocr), closing(work):  # the loaders' OCR options (scanned pages, images)

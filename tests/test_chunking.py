@@ -77,3 +77,19 @@ def test_zero_overlap_gives_disjoint_chunks(embedder):
     doc = Document("o.txt", "txt", text, markdown_blocks(text))
     chunks = chunk_document(doc, embedder.counter, 50, overlap=0.0)
     assert all(b.start >= a.end for a, b in zip(chunks, chunks[1:], strict=False))
+
+
+def test_without_repeat_heading_only_a_sections_first_chunk_embeds_it(embedder):
+    from rag.settings import ChunkSettings, content_hash
+
+    text = "# Title\n\n" + "The battery lasts two years. " * 40
+    doc = Document("t.md", "md", text, markdown_blocks(text))
+    every = chunk_document(doc, embedder.counter, 64)
+    first = chunk_document(doc, embedder.counter, 64, repeat_heading=False)
+    assert len(every) > 2 and [(c.start, c.end) for c in every] == [(c.start, c.end) for c in first]
+    assert all(c.embed_text.startswith("Title\n") for c in every)
+    assert first[0].embed_text.startswith("Title\n")
+    assert all(c.embed_text == c.text and c.heading == "Title" for c in first[1:])
+    # the setting is part of the documents' content hash only when it is switched off
+    assert content_hash(ChunkSettings(repeat_heading=False), "e") != content_hash(
+        ChunkSettings(), "e")  # fmt: skip

@@ -135,7 +135,7 @@ def home(tmp_path_factory, embedder, one_torch_thread) -> Path:
 def named(home, monkeypatch, embedder):
     """RAG_HOME is `home`; an index opened by path or name embeds with the session embedder."""
     monkeypatch.setenv("RAG_HOME", str(home))
-    monkeypatch.setattr("rag.pipeline.SentenceTransformerEmbedder", lambda *a, **k: embedder)
+    monkeypatch.setattr("rag.embed.factory.SentenceTransformerEmbedder", lambda *a, **k: embedder)
     return home
 
 

@@ -11,7 +11,8 @@ import hashlib
 import importlib.util
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -114,6 +115,22 @@ class WordPieceCounter:
 TOKEN_BUDGET = 4096
 
 
+def token_budget_batches(lengths: np.ndarray, max_texts: int) -> Iterator[np.ndarray]:
+    """Yield the indices of texts, longest first, in batches of about TOKEN_BUDGET tokens.
+
+    `lengths` counts each text's tokens as the model reads them (special tokens included); a
+    batch holds at most `max_texts` texts and at least one.
+    """
+    import numpy as np
+
+    order = np.argsort(-lengths, kind="stable")
+    start = 0
+    while start < len(order):
+        size = min(max_texts, max(1, TOKEN_BUDGET // int(lengths[order[start]])))
+        yield order[start : start + size]
+        start += size
+
+
 def bf16_supported() -> bool:
     """Tell whether bfloat16 is the faster dtype here: CPUs with AMX tiles.
 
@@ -143,6 +160,8 @@ class SentenceTransformerEmbedder:
     (1, 384)
     """
 
+    encoder = "torch"  # what the index records as the runtime that made its vectors
+
     def __init__(
         self,
         spec: str | Path | None = None,
@@ -158,7 +177,7 @@ class SentenceTransformerEmbedder:
         self.query_encoder = query_encoder
         self.spec = str(spec) if spec is not None else None
         self.folder = resolve_embedder(spec)
-        self.info = read_info(self.folder)
+        self.info = replace(read_info(self.folder), encoder=self.encoder)
         self.requested_dtype = dtype
         self.batch_size = batch_size
 
@@ -199,8 +218,7 @@ class SentenceTransformerEmbedder:
         )
         dim = getter()
         if dim != self.info.dim:
-            self.info = EmbedderInfo(self.info.name, int(dim), self.info.max_tokens,
-                                     self.info.fingerprint)  # fmt: skip
+            self.info = replace(self.info, dim=int(dim))
         return model
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
@@ -235,16 +253,11 @@ class SentenceTransformerEmbedder:
         model = self.model
         lengths = np.asarray(self.counter.count_many(texts)) + 2  # [CLS] and [SEP]
         lengths = np.minimum(lengths, self.info.max_tokens + 2)
-        order = np.argsort(-lengths, kind="stable")
         vectors = np.zeros((len(texts), self.info.dim), dtype=np.float32)
         prepare = getattr(model, "preprocess", None) or model.tokenize
-        start = 0
         with torch.inference_mode():
-            while start < len(order):
-                size = min(self.batch_size, max(1, TOKEN_BUDGET // int(lengths[order[start]])))
-                batch = order[start : start + size]
+            for batch in token_budget_batches(lengths, self.batch_size):
                 features = prepare([texts[i] for i in batch])
                 output = model.forward(dict(features))["sentence_embedding"]
                 vectors[batch] = output.float().numpy()
-                start += size
         return vectors

@@ -26,7 +26,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from rag.config import rag_home
-from rag.embed import Embedder, SentenceTransformerEmbedder
+from rag.embed import Embedder
+from rag.embed.factory import local_embedder
 from rag.index import Index
 from rag.ingest import IngestProgress
 from rag.settings import Settings
@@ -125,8 +126,8 @@ class CachedIndex:
 
 
 def settings_hash(settings: Settings, embedder: Embedder) -> str:
-    """Hash what changes an index's chunks or vectors (chunking and embedder)."""
-    return settings.content_hash(embedder.info.fingerprint)
+    """Hash what changes an index's chunks or vectors (chunking, embedder and its encoder)."""
+    return settings.content_hash(embedder.info.key)
 
 
 def open_cached_index(
@@ -139,9 +140,7 @@ def open_cached_index(
 ) -> CachedIndex:
     """Open (building or refreshing as needed) the cached index of `corpus` under `settings`."""
     ingest = settings.ingest
-    embedder = embedder or SentenceTransformerEmbedder(
-        ingest.embedder, dtype=ingest.dtype, batch_size=ingest.batch_size
-    )
+    embedder = embedder or local_embedder(ingest.embedder, ingest)
     root = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
     entry = root / f"{corpus.content_hash()}-{settings_hash(settings, embedder)}"
     entry.mkdir(parents=True, exist_ok=True)

@@ -42,7 +42,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from rag.chunking import TokenCounter
-from rag.embed import Embedder, EmbedderInfo, SentenceTransformerEmbedder
+from rag.embed import Embedder, EmbedderInfo
+from rag.embed.factory import local_embedder
 from rag.errors import ConfigError, DatasetError
 from rag.eval.cache import CachedIndex, Corpus, IndexBuild, open_cached_index
 from rag.eval.datasets import (
@@ -227,7 +228,7 @@ def run_retrieval(
     embedder = _ReplayEmbedder.wrap(
         embedder
         if isinstance(embedder, Embedder)
-        else SentenceTransformerEmbedder(embedder or base.ingest.embedder)
+        else local_embedder(embedder or base.ingest.embedder, base.ingest)
     )
     progress = progress or _NoProgress()
     configs: list[ConfigResult] = []

@@ -265,6 +265,15 @@ class Store:
                 f"(dim {info.dim}, fingerprint {info.fingerprint}); use that embedder, or "
                 "ingest into another --index directory"
             )
+        if not stored.same_vectors(info):
+            from rag.embed.base import REQUIRED_COSINE
+
+            raise IndexFormatError(
+                f"index at {self.directory} was embedded by the {stored.encoder or 'torch'} "
+                f"encoder, whose vectors the {info.encoder} encoder does not reproduce within "
+                f"cosine {REQUIRED_COSINE}; set ingest.encoder={stored.encoder or 'torch'}, or "
+                "ingest into another --index directory"
+            )
 
     def ingest_config(self) -> dict | None:
         """The chunking config of the last ingest that wrote documents (None: not recorded)."""
